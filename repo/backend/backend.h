@@ -1,0 +1,82 @@
+// The storage seam: every repository byte goes through a ReadBackend or WriteBackend.
+//
+// Objects are keyed by (FileKind, name), never by path, so that a remote object store
+// (B2) fits the same interface as a local directory. Names are 64 lowercase hex digits,
+// except the config file whose name is "config".
+//
+// Thread contract: every method of every backend is safe to call concurrently from any
+// number of threads. Backends own no caller memory; results are returned by value.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "repo/core/bytes.h"
+#include "repo/core/error.h"
+
+namespace coffer::repo {
+
+enum class FileKind { kConfig, kKey, kLock, kSnapshot, kIndex, kPack };
+
+// The directory name restic uses for `kind` ("keys", "data", ...); "" for config.
+const char* file_kind_dir(FileKind kind);
+
+struct Handle {
+  FileKind kind = FileKind::kConfig;
+  std::string name;
+
+  bool operator==(const Handle&) const = default;
+  // "data/3f/3fa2..." style path, for messages and for path-based backends.
+  [[nodiscard]] std::string path() const;
+};
+
+struct FileInfo {
+  std::string name;
+  std::uint64_t size = 0;
+};
+
+struct BackendProperties {
+  unsigned max_connections = 4;  // parallel requests that make sense
+  bool local = true;             // true when reads are cheap (no network)
+};
+
+class ReadBackend {
+ public:
+  virtual ~ReadBackend() = default;
+
+  // Reads `length` bytes at `offset` of `h`; length 0 reads to the end of the file.
+  // Errors: kNotFound (no such file), kCorrupt (file shorter than offset+length),
+  // kIo (retryable when the cause is transient).
+  virtual Result<Bytes> load(const Handle& h, std::uint64_t offset, std::uint64_t length) = 0;
+
+  // Size of `h`. Errors: kNotFound, kIo.
+  virtual Result<std::uint64_t> stat(const Handle& h) = 0;
+
+  // Calls `fn` once per file of `kind` (any order). Stops and returns the error if `fn` fails.
+  // Names that are not valid for the kind (temporary files, junk) are skipped.
+  virtual Result<void> list(FileKind kind,
+                            const std::function<Result<void>(const FileInfo&)>& fn) = 0;
+
+  // A description of the location without secrets ("local:/srv/repo").
+  [[nodiscard]] virtual std::string location() const = 0;
+
+  [[nodiscard]] virtual BackendProperties properties() const = 0;
+};
+
+class WriteBackend : public ReadBackend {
+ public:
+  // Stores `data` as `h` atomically: readers see the whole file or nothing.
+  // Errors: kIo (retryable when transient); kInvalidArgument if `h` already exists.
+  virtual Result<void> save(const Handle& h, ByteSpan data) = 0;
+
+  // Deletes `h`. Errors: kNotFound, kIo.
+  virtual Result<void> remove(const Handle& h) = 0;
+
+  // Creates the empty layout (directories, buckets). Errors: kIo, kInvalidArgument if a
+  // repository already exists there.
+  virtual Result<void> create() = 0;
+};
+
+}  // namespace coffer::repo

@@ -1,0 +1,77 @@
+#include "repo/backend/fault_backend.h"
+
+#include <thread>
+#include <tuple>
+#include <vector>
+
+namespace coffer::repo {
+
+void FaultBackend::delay() const {
+  long ms = latency_ms_;
+  if (ms > 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
+
+void FaultBackend::break_file(const Handle& h) {
+  std::scoped_lock lock(mutex_);
+  broken_.insert({h.kind, h.name});
+}
+
+void FaultBackend::clear_broken() {
+  std::scoped_lock lock(mutex_);
+  broken_.clear();
+  corrupt_.clear();
+}
+
+void FaultBackend::corrupt_byte(const Handle& h, std::uint64_t at) {
+  std::scoped_lock lock(mutex_);
+  corrupt_.insert({h.kind, h.name, at});
+}
+
+Result<Bytes> FaultBackend::load(const Handle& h, std::uint64_t offset, std::uint64_t length) {
+  ++load_calls_;
+  delay();
+  if (failing_loads_.fetch_sub(1) > 0) {
+    return fail(Errc::kIo, h.path() + ": injected transient failure", true);
+  }
+  std::vector<std::uint64_t> flips;
+  {
+    std::scoped_lock lock(mutex_);
+    if (broken_.count({h.kind, h.name}) != 0) {
+      return fail(Errc::kIo, h.path() + ": injected permanent failure");
+    }
+    for (const auto& [kind, name, at] : corrupt_) {
+      if (kind == h.kind && name == h.name)
+        flips.push_back(at);
+    }
+  }
+  COFFER_ASSIGN_OR_RETURN(Bytes data, inner_->load(h, offset, length));
+  for (std::uint64_t at : flips) {
+    if (at >= offset && at < offset + data.size())
+      data[at - offset] ^= std::byte{0x01};
+  }
+  return data;
+}
+
+Result<std::uint64_t> FaultBackend::stat(const Handle& h) {
+  delay();
+  return inner_->stat(h);
+}
+
+Result<void> FaultBackend::list(FileKind kind,
+                                const std::function<Result<void>(const FileInfo&)>& fn) {
+  delay();
+  return inner_->list(kind, fn);
+}
+
+Result<void> FaultBackend::save(const Handle& h, ByteSpan data) {
+  delay();
+  return inner_->save(h, data);
+}
+
+Result<void> FaultBackend::remove(const Handle& h) {
+  delay();
+  return inner_->remove(h);
+}
+
+}  // namespace coffer::repo

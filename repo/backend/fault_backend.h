@@ -1,0 +1,55 @@
+// FaultBackend: a decorator that injects latency, errors and corrupted bytes, for tests.
+//
+// Thread contract: safe to call concurrently; the fault settings are atomics or guarded
+// by a mutex, and may be changed while other threads use the backend.
+// Ownership: owns the wrapped backend.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <set>
+
+#include "repo/backend/backend.h"
+
+namespace coffer::repo {
+
+class FaultBackend final : public WriteBackend {
+ public:
+  explicit FaultBackend(std::unique_ptr<WriteBackend> inner) : inner_(std::move(inner)) {}
+
+  // Every call sleeps this long first.
+  void set_latency(std::chrono::milliseconds d) { latency_ms_ = d.count(); }
+  // The next `n` load() calls fail with a retryable kIo error.
+  void fail_next_loads(int n) { failing_loads_ = n; }
+  // Loads of this file fail with kIo (permanent) until cleared.
+  void break_file(const Handle& h);
+  void clear_broken();
+  // Loads of this file return data with one byte flipped at file offset `at`.
+  void corrupt_byte(const Handle& h, std::uint64_t at);
+  // Number of load() calls made so far.
+  [[nodiscard]] std::uint64_t load_calls() const { return load_calls_; }
+
+  Result<Bytes> load(const Handle& h, std::uint64_t offset, std::uint64_t length) override;
+  Result<std::uint64_t> stat(const Handle& h) override;
+  Result<void> list(FileKind kind, const std::function<Result<void>(const FileInfo&)>& fn) override;
+  [[nodiscard]] std::string location() const override { return "fault:" + inner_->location(); }
+  [[nodiscard]] BackendProperties properties() const override { return inner_->properties(); }
+  Result<void> save(const Handle& h, ByteSpan data) override;
+  Result<void> remove(const Handle& h) override;
+  Result<void> create() override { return inner_->create(); }
+
+ private:
+  void delay() const;
+
+  std::unique_ptr<WriteBackend> inner_;
+  std::atomic<long> latency_ms_{0};
+  std::atomic<int> failing_loads_{0};
+  std::atomic<std::uint64_t> load_calls_{0};
+  std::mutex mutex_;  // guards broken_, corrupt_
+  std::set<std::pair<FileKind, std::string>> broken_;
+  std::set<std::tuple<FileKind, std::string, std::uint64_t>> corrupt_;
+};
+
+}  // namespace coffer::repo

@@ -1,0 +1,205 @@
+#include "repo/backend/local/local_backend.h"
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace coffer::repo {
+namespace {
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  [[nodiscard]] int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+Error errno_error(const std::string& what, int err) {
+  Errc code = err == ENOENT ? Errc::kNotFound : Errc::kIo;
+  bool retry = err == EINTR || err == EAGAIN || err == EIO;
+  return Error{code, what + ": " + std::strerror(err), retry};
+}
+
+Result<void> write_all(int fd, ByteSpan data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return fail(errno_error("write", errno));
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+Result<void> fsync_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.get() < 0)
+    return fail(errno_error("open " + dir, errno));
+  if (::fsync(fd.get()) != 0 && errno != EINVAL)
+    return fail(errno_error("fsync " + dir, errno));
+  return {};
+}
+
+std::string random_suffix() {
+  std::array<std::byte, 8> b{};
+  if (::getrandom(b.data(), b.size(), 0) != static_cast<ssize_t>(b.size())) {
+    return std::to_string(::getpid());
+  }
+  return hex_encode(b);
+}
+
+}  // namespace
+
+bool valid_file_name(FileKind kind, std::string_view name) {
+  if (kind == FileKind::kConfig)
+    return name == "config";
+  Bytes raw;
+  return name.size() == 64 && hex_decode(name, raw);
+}
+
+LocalBackend::LocalBackend(std::string root) : root_(std::move(root)) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
+
+Result<Bytes> LocalBackend::load(const Handle& h, std::uint64_t offset, std::uint64_t length) {
+  std::string path = path_of(h);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0)
+    return fail(errno_error("open " + h.path(), errno));
+  if (length == 0) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+      return fail(errno_error("stat " + h.path(), errno));
+    if (static_cast<std::uint64_t>(st.st_size) < offset) {
+      return fail(Errc::kCorrupt, h.path() + ": offset beyond end of file");
+    }
+    length = static_cast<std::uint64_t>(st.st_size) - offset;
+  }
+  Bytes out(length);
+  std::uint64_t done = 0;
+  while (done < length) {
+    ssize_t n =
+        ::pread(fd.get(), out.data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return fail(errno_error("read " + h.path(), errno));
+    if (n == 0) {
+      return fail(Errc::kCorrupt, h.path() + ": file is shorter than expected (" +
+                                      std::to_string(offset + done) + " bytes)");
+    }
+    done += static_cast<std::uint64_t>(n);
+  }
+  return out;
+}
+
+Result<std::uint64_t> LocalBackend::stat(const Handle& h) {
+  struct stat st {};
+  if (::stat(path_of(h).c_str(), &st) != 0)
+    return fail(errno_error("stat " + h.path(), errno));
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+Result<void> LocalBackend::list_dir(const std::string& dir, FileKind kind,
+                                    const std::function<Result<void>(const FileInfo&)>& fn) {
+  std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), &::closedir);
+  if (!d) {
+    if (errno == ENOENT)
+      return {};
+    return fail(errno_error("list " + dir, errno));
+  }
+  while (dirent* e = ::readdir(d.get())) {
+    std::string name = e->d_name;
+    if (kind == FileKind::kPack && name.size() == 2 && name != "..") {
+      COFFER_TRY(list_dir(dir + "/" + name, kind, fn));
+      continue;
+    }
+    if (!valid_file_name(kind, name))
+      continue;
+    struct stat st {};
+    if (::stat((dir + "/" + name).c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    COFFER_TRY(fn(FileInfo{name, static_cast<std::uint64_t>(st.st_size)}));
+  }
+  return {};
+}
+
+Result<void> LocalBackend::list(FileKind kind,
+                                const std::function<Result<void>(const FileInfo&)>& fn) {
+  if (kind == FileKind::kConfig) {
+    auto size = stat(Handle{FileKind::kConfig, "config"});
+    if (!size)
+      return size.error().code == Errc::kNotFound ? Result<void>{} : fail(size.error());
+    return fn(FileInfo{"config", *size});
+  }
+  return list_dir(root_ + "/" + file_kind_dir(kind), kind, fn);
+}
+
+Result<void> LocalBackend::save(const Handle& h, ByteSpan data) {
+  std::string final_path = path_of(h);
+  std::string dir = final_path.substr(0, final_path.rfind('/'));
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return fail(errno_error("mkdir " + dir, errno));
+  }
+  std::string tmp = final_path + "-tmp-" + random_suffix();
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (fd.get() < 0)
+    return fail(errno_error("create " + h.path(), errno));
+  auto written = write_all(fd.get(), data);
+  if (written && ::fsync(fd.get()) != 0)
+    written = fail(errno_error("fsync " + h.path(), errno));
+  if (written && ::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    written = fail(errno_error("rename " + h.path(), errno));
+  }
+  if (!written) {
+    ::unlink(tmp.c_str());
+    return written;
+  }
+  ::fchmod(fd.get(), 0400);
+  return fsync_dir(dir);
+}
+
+Result<void> LocalBackend::remove(const Handle& h) {
+  std::string path = path_of(h);
+  if (::unlink(path.c_str()) != 0)
+    return fail(errno_error("remove " + h.path(), errno));
+  return {};
+}
+
+Result<void> LocalBackend::create() {
+  struct stat st {};
+  if (::stat((root_ + "/config").c_str(), &st) == 0) {
+    return fail(Errc::kInvalidArgument, "a repository already exists at " + root_);
+  }
+  std::vector<std::string> dirs = {root_,           root_ + "/data",  root_ + "/index",
+                                   root_ + "/keys", root_ + "/locks", root_ + "/snapshots"};
+  for (int i = 0; i < 256; ++i) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    dirs.push_back(root_ + "/data/" + kHex[i >> 4] + kHex[i & 15]);
+  }
+  for (const auto& d : dirs) {
+    if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST)
+      return fail(errno_error("mkdir " + d, errno));
+  }
+  return {};
+}
+
+}  // namespace coffer::repo

@@ -1,0 +1,43 @@
+// LocalBackend: a repository in a local directory, laid out as restic does (§1).
+//
+// Writes go to "<final>-tmp-<random>" in the same directory, are fsynced, renamed into
+// place, the directory is fsynced, and the file is made read-only (0400). Reads use
+// pread on a fresh descriptor, so any number of threads may read at once.
+//
+// Thread contract: every method is safe to call concurrently.
+#pragma once
+
+#include <string>
+
+#include "repo/backend/backend.h"
+
+namespace coffer::repo {
+
+class LocalBackend final : public WriteBackend {
+ public:
+  explicit LocalBackend(std::string root);
+
+  Result<Bytes> load(const Handle& h, std::uint64_t offset, std::uint64_t length) override;
+  Result<std::uint64_t> stat(const Handle& h) override;
+  Result<void> list(FileKind kind, const std::function<Result<void>(const FileInfo&)>& fn) override;
+  [[nodiscard]] std::string location() const override { return "local:" + root_; }
+  [[nodiscard]] BackendProperties properties() const override { return {8, true}; }
+
+  Result<void> save(const Handle& h, ByteSpan data) override;
+  Result<void> remove(const Handle& h) override;
+  Result<void> create() override;
+
+  [[nodiscard]] const std::string& root() const { return root_; }
+
+ private:
+  [[nodiscard]] std::string path_of(const Handle& h) const { return root_ + "/" + h.path(); }
+  Result<void> list_dir(const std::string& dir, FileKind kind,
+                        const std::function<Result<void>(const FileInfo&)>& fn);
+
+  std::string root_;
+};
+
+// True if `name` is a valid file name for `kind` (64 lowercase/uppercase hex, or "config").
+bool valid_file_name(FileKind kind, std::string_view name);
+
+}  // namespace coffer::repo

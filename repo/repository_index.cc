@@ -1,0 +1,212 @@
+// Repository: index loading (LMDB cache or memory) and blob/tree/snapshot access.
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "repo/cache/lmdb_blob_index.h"
+#include "repo/compress/zstd.h"
+#include "repo/core/log.h"
+#include "repo/core/parallel.h"
+#include "repo/index/blob_index.h"
+#include "repo/repository.h"
+
+namespace coffer::repo {
+namespace {
+
+unsigned decode_workers() { return std::max(2U, std::thread::hardware_concurrency()); }
+
+std::string cache_base(const std::string& configured) {
+  if (!configured.empty())
+    return configured;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && *x != '\0') {
+    return std::string(x) + "/coffer";
+  }
+  if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+    return std::string(h) + "/.cache/coffer";
+  }
+  return "/var/cache/coffer";
+}
+
+}  // namespace
+
+Result<IndexFile> Repository::load_index_file(const Id& id) const {
+  COFFER_ASSIGN_OR_RETURN(Bytes json, load_unpacked(FileKind::kIndex, id));
+  auto parsed = parse_index(as_chars(json));
+  if (!parsed)
+    return fail(parsed.error().with_context("index/" + id.hex()));
+  if (config_.version < 2) {
+    for (const PackedBlob& b : parsed->blobs) {
+      if (b.compressed()) {
+        return fail(Errc::kCorrupt,
+                    "index/" + id.hex() + ": compressed blob in a version 1 repository");
+      }
+    }
+  }
+  return parsed;
+}
+
+Result<void> Repository::load_index() {
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> files, list_ids(FileKind::kIndex));
+  if (options_.no_cache)
+    return load_index_into_memory(files);
+  return load_index_into_cache(files, false);
+}
+
+Result<void> Repository::reload_index() {
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> files, list_ids(FileKind::kIndex));
+  if (options_.no_cache)
+    return load_index_into_memory(files);
+  return load_index_into_cache(files, true);
+}
+
+Result<void> Repository::load_index_into_memory(const std::vector<Id>& files) {
+  auto index = std::make_unique<MemoryBlobIndex>();
+  std::mutex mutex;  // guards index
+  COFFER_TRY(parallel_for(files.size(), decode_workers(), [&](std::size_t i) -> Result<void> {
+    COFFER_ASSIGN_OR_RETURN(IndexFile f, load_index_file(files[i]));
+    std::scoped_lock lock(mutex);
+    for (const PackedBlob& b : f.blobs) index->add(b);
+    return {};
+  }));
+  index_ = std::move(index);
+  return {};
+}
+
+Result<void> Repository::load_index_into_cache(const std::vector<Id>& files, bool force_rebuild) {
+  std::string dir = cache_base(options_.cache_dir) + "/" + config_.id.hex();
+  COFFER_TRY(ensure_cache_dir(cache_base(options_.cache_dir), dir));
+  index_.reset();
+  auto opened = LmdbBlobIndex::open(dir + "/index.lmdb", config_.id);
+  if (!opened)
+    return fail(opened.error().with_context("opening index cache"));
+  LmdbBlobIndex& cache = **opened;
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> known, cache.index_files());
+  std::set<Id> present(files.begin(), files.end());
+  bool stale =
+      std::any_of(known.begin(), known.end(), [&](const Id& k) { return !present.count(k); });
+  if (stale || force_rebuild) {
+    log::debug("index cache is stale; rebuilding");
+    COFFER_TRY(cache.clear());
+    known.clear();
+  }
+  std::set<Id> have(known.begin(), known.end());
+  std::vector<Id> missing;
+  for (const Id& f : files) {
+    if (!have.count(f))
+      missing.push_back(f);
+  }
+  std::mutex mutex;  // serializes LMDB write transactions
+  COFFER_TRY(parallel_for(missing.size(), decode_workers(), [&](std::size_t i) -> Result<void> {
+    COFFER_ASSIGN_OR_RETURN(IndexFile f, load_index_file(missing[i]));
+    std::scoped_lock lock(mutex);
+    return cache.add_index_file(missing[i], f.blobs);
+  }));
+  index_ = std::move(*opened);
+  return {};
+}
+
+std::uint64_t Repository::index_size() const { return index_ ? index_->size() : 0; }
+
+Result<std::optional<PackedBlob>> Repository::lookup(const BlobHandle& blob) const {
+  if (!index_)
+    return fail(Errc::kInvalidArgument, "index not loaded");
+  return index_->lookup(blob);
+}
+
+Result<Bytes> Repository::decode_blob(const PackedBlob& blob, ByteSpan encrypted) const {
+  auto where = [&] {
+    return fmt::format("pack {} blob {} ({})", blob.pack.hex(), blob.id.hex(),
+                       blob_type_name(blob.type));
+  };
+  if (encrypted.size() != blob.length) {
+    return fail(Errc::kCorrupt, where() + ": wrong encrypted length");
+  }
+  auto plain = open_sealed(key_, encrypted);
+  if (!plain)
+    return fail(plain.error().with_context(where()));
+  Bytes data;
+  if (blob.compressed()) {
+    auto d = zstd_decompress(*plain, blob.uncompressed_length);
+    if (!d)
+      return fail(d.error().with_context(where()));
+    data = std::move(*d);
+  } else {
+    data = std::move(*plain);
+  }
+  if (Id::hash(data) != blob.id)
+    return fail(Errc::kCorrupt, where() + ": content hash mismatch");
+  return data;
+}
+
+Result<Bytes> Repository::load_blob(const BlobHandle& blob) const {
+  COFFER_ASSIGN_OR_RETURN(std::optional<PackedBlob> where, lookup(blob));
+  if (!where) {
+    return fail(Errc::kNotFound, fmt::format("{} blob {} not found in index",
+                                             blob_type_name(blob.type), blob.id.hex()));
+  }
+  auto sealed =
+      backend_->load(Handle{FileKind::kPack, where->pack.hex()}, where->offset, where->length);
+  if (!sealed) {
+    return fail(sealed.error().with_context(
+        fmt::format("loading blob {} from pack {}", blob.id.hex(), where->pack.hex())));
+  }
+  return decode_blob(*where, *sealed);
+}
+
+Result<Tree> Repository::load_tree(const Id& id) const {
+  COFFER_ASSIGN_OR_RETURN(Bytes data, load_blob(BlobHandle{id, BlobType::kTree}));
+  auto tree = parse_tree(data);
+  if (!tree)
+    return fail(tree.error().with_context("tree " + id.hex()));
+  return tree;
+}
+
+Result<std::vector<SnapshotEntry>> Repository::list_snapshots() const {
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> ids, list_ids(FileKind::kSnapshot));
+  std::vector<SnapshotEntry> out(ids.size());
+  COFFER_TRY(parallel_for(ids.size(), decode_workers(), [&](std::size_t i) -> Result<void> {
+    COFFER_ASSIGN_OR_RETURN(Bytes json, load_unpacked(FileKind::kSnapshot, ids[i]));
+    auto s = parse_snapshot(as_chars(json));
+    if (!s)
+      return fail(s.error().with_context("snapshot " + ids[i].short_hex()));
+    out[i] = SnapshotEntry{ids[i], std::move(*s)};
+    return {};
+  }));
+  std::stable_sort(out.begin(), out.end(), [](const SnapshotEntry& a, const SnapshotEntry& b) {
+    if (a.snapshot.time != b.snapshot.time)
+      return a.snapshot.time < b.snapshot.time;
+    return a.id < b.id;
+  });
+  return out;
+}
+
+Result<Id> Repository::resolve(FileKind kind, std::string_view prefix) const {
+  std::string p(prefix);
+  std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (p.empty())
+    return fail(Errc::kInvalidArgument, "empty id");
+  if (p.size() == 64) {
+    COFFER_ASSIGN_OR_RETURN(Id id, Id::parse(p));
+    COFFER_TRY(backend_->stat(Handle{kind, id.hex()}));
+    return id;
+  }
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> ids, list_ids(kind));
+  std::vector<Id> matches;
+  for (const Id& id : ids) {
+    if (id.hex().compare(0, p.size(), p) == 0)
+      matches.push_back(id);
+  }
+  if (matches.empty())
+    return fail(Errc::kNotFound,
+                fmt::format("no {} file matches id \"{}\"", file_kind_dir(kind), p));
+  if (matches.size() > 1) {
+    return fail(Errc::kInvalidArgument,
+                fmt::format("id prefix \"{}\" is ambiguous ({} matches)", p, matches.size()));
+  }
+  return matches.front();
+}
+
+}  // namespace coffer::repo

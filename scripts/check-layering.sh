@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Fails if a layer includes one it must not: repo/ never includes fs/ or tools/; fs/ and
+# tools/ never include each other; backend/ depends on core/ only; C library headers stay
+# in their one unit (house-style.md §3.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+status=0
+check() {  # check DIR PATTERN MESSAGE
+  local hits
+  hits=$(grep -rnE "$2" "$1" --include='*.h' --include='*.cc' || true)
+  if [[ -n "$hits" ]]; then
+    echo "layering violation: $3"
+    echo "$hits"
+    status=1
+  fi
+}
+check repo '#include "(fs|tools)/' "repo/ must not include fs/ or tools/"
+[[ -d fs ]] && check fs '#include "tools/' "fs/ must not include tools/"
+check tools '#include "fs/' "tools/ must not include fs/"
+check repo/backend '#include "repo/(crypto|compress|pack|index|tree|snapshot|cache|ops)/' \
+  "backend/ depends on core/ only"
+for f in $(grep -rlE '#include <(lmdb\.h|zstd\.h|openssl/|curl/)' repo --include='*.h' || true); do
+  echo "layering violation: C library header included from public header $f"
+  status=1
+done
+lmdb_users=$(grep -rlE '#include <lmdb\.h>' repo tools fs 2>/dev/null | grep -v '^repo/cache/' || true)
+if [[ -n "$lmdb_users" ]]; then echo "layering violation: <lmdb.h> outside repo/cache: $lmdb_users"; status=1; fi
+exit $status

@@ -1,0 +1,15 @@
+// Registration functions of the coffer subcommands. Each adds its CLI11 subcommand to
+// `app` and returns the Command whose run() main calls when it was chosen.
+#pragma once
+
+#include "tools/global.h"
+
+namespace coffer::tools {
+
+Command add_snapshots_command(CLI::App& app, const GlobalOptions& g);
+Command add_ls_command(CLI::App& app, const GlobalOptions& g);
+Command add_cat_command(CLI::App& app, const GlobalOptions& g);
+Command add_dump_command(CLI::App& app, const GlobalOptions& g);
+Command add_restore_command(CLI::App& app, const GlobalOptions& g);
+
+}  // namespace coffer::tools

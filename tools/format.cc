@@ -1,0 +1,90 @@
+#include "tools/format.h"
+
+#include <ctime>
+
+#include <fmt/format.h>
+
+namespace coffer::tools {
+
+std::string permissions_string(const repo::Node& node) {
+  // Go os.FileMode.String(): one letter per set type bit in the order "dalTLDpSugct?".
+  std::uint32_t m = node.mode;
+  if ((m & 0xffff0000U) == 0)
+    m = repo::go_mode_from_unix(node.unix_mode());
+  static constexpr char kLetters[] = "dalTLDpSugct?";
+  std::string s;
+  for (int i = 0; i < 13; ++i) {
+    if ((m & (1U << (31 - i))) != 0)
+      s += kLetters[i];
+  }
+  if (s.empty())
+    s = "-";
+  static constexpr char kRwx[] = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i) s += (m & (1U << (8 - i))) != 0 ? kRwx[i] : '-';
+  return s;
+}
+
+std::string local_time(const repo::GoTime& t) {
+  std::time_t secs = static_cast<std::time_t>(t.unix_seconds);
+  std::tm tm{};
+  localtime_r(&secs, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf.data();
+}
+
+std::string go_time_string(const repo::GoTime& t) {
+  std::time_t secs = static_cast<std::time_t>(t.unix_seconds + t.offset_seconds);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  std::array<char, 32> buf{};
+  std::strftime(buf.data(), buf.size(), "%Y-%m-%d %H:%M:%S", &tm);
+  std::string out = buf.data();
+  if (t.nanos != 0) {
+    std::string frac = fmt::format("{:09}", t.nanos);
+    while (frac.back() == '0') frac.pop_back();
+    out += "." + frac;
+  }
+  int off = t.offset_seconds;
+  char sign = off < 0 ? '-' : '+';
+  off = std::abs(off);
+  std::string zone = fmt::format("{}{:02}{:02}", sign, off / 3600, off % 3600 / 60);
+  return out + " " + zone + " " + (t.offset_seconds == 0 ? "UTC" : zone);
+}
+
+std::string printable(std::string_view raw) {
+  nlohmann::json j = std::string(raw);
+  std::string dumped = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  nlohmann::json back = nlohmann::json::parse(dumped, nullptr, false);
+  return back.is_string() ? back.get<std::string>() : std::string(raw);
+}
+
+nlohmann::ordered_json snapshot_json(const repo::SnapshotEntry& e) {
+  auto j = nlohmann::ordered_json::parse(repo::serialize_snapshot(e.snapshot), nullptr, false);
+  if (j.is_discarded())
+    j = nlohmann::ordered_json::object();
+  j["id"] = e.id.hex();
+  j["short_id"] = e.id.short_hex();
+  return j;
+}
+
+nlohmann::ordered_json node_json(const std::string& path, const repo::Node& n) {
+  nlohmann::ordered_json j;
+  j["name"] = printable(n.name);
+  j["type"] = repo::node_type_name(n.type);
+  j["path"] = printable(path);
+  j["uid"] = n.uid;
+  j["gid"] = n.gid;
+  if (n.size != 0)
+    j["size"] = n.size;
+  if (n.mode != 0)
+    j["mode"] = n.mode;
+  j["permissions"] = permissions_string(n);
+  j["mtime"] = repo::format_go_time(n.mtime);
+  j["atime"] = repo::format_go_time(n.atime);
+  j["ctime"] = repo::format_go_time(n.ctime);
+  j["struct_type"] = "node";
+  return j;
+}
+
+}  // namespace coffer::tools

@@ -1,0 +1,165 @@
+#include "tools/global.h"
+
+#include <array>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <stdio.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "repo/core/log.h"
+#include "repo/location.h"
+
+namespace coffer::tools {
+namespace {
+
+using repo::Errc;
+using repo::fail;
+
+std::string env_either(const char* coffer_name, const char* restic_name) {
+  if (const char* v = std::getenv(coffer_name); v != nullptr && *v != '\0')
+    return v;
+  if (const char* v = std::getenv(restic_name); v != nullptr && *v != '\0')
+    return v;
+  return "";
+}
+
+void strip_newlines(std::string& s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+}
+
+repo::Result<std::string> read_password_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f)
+    return fail(Errc::kInvalidArgument, "cannot read password file " + path);
+  std::string line;
+  std::getline(f, line);
+  strip_newlines(line);
+  return line;
+}
+
+repo::Result<std::string> run_password_command(const std::string& cmd) {
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr)
+    return fail(Errc::kInvalidArgument, "cannot run the password command");
+  std::string out;
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = ::pclose(p);
+  if (status != 0)
+    return fail(Errc::kInvalidArgument, "the password command failed");
+  auto nl = out.find('\n');
+  if (nl != std::string::npos)
+    out.resize(nl);
+  strip_newlines(out);
+  return out;
+}
+
+repo::Result<std::string> prompt_password() {
+  if (::isatty(STDIN_FILENO) == 0) {
+    std::string line;
+    if (!std::getline(std::cin, line)) {
+      return fail(Errc::kInvalidArgument,
+                  "no password given (use --password-file, --password-command or COFFER_PASSWORD)");
+    }
+    strip_newlines(line);
+    return line;
+  }
+  std::fputs("enter password for repository: ", stderr);
+  termios old{};
+  ::tcgetattr(STDIN_FILENO, &old);
+  termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  std::string line;
+  std::getline(std::cin, line);
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+  std::fputs("\n", stderr);
+  strip_newlines(line);
+  return line;
+}
+
+repo::Result<std::string> resolve_password(const GlobalOptions& g) {
+  if (!g.password_file.empty())
+    return read_password_file(g.password_file);
+  if (!g.password_command.empty())
+    return run_password_command(g.password_command);
+  if (const char* v = std::getenv("COFFER_PASSWORD"); v != nullptr)
+    return std::string(v);
+  if (const char* v = std::getenv("RESTIC_PASSWORD"); v != nullptr)
+    return std::string(v);
+  return prompt_password();
+}
+
+}  // namespace
+
+std::atomic<bool>& interrupted() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+void add_global_options(CLI::App& app, GlobalOptions& g) {
+  g.repo = env_either("COFFER_REPOSITORY", "RESTIC_REPOSITORY");
+  g.password_file = env_either("COFFER_PASSWORD_FILE", "RESTIC_PASSWORD_FILE");
+  g.password_command = env_either("COFFER_PASSWORD_COMMAND", "RESTIC_PASSWORD_COMMAND");
+  g.cache_dir = env_either("COFFER_CACHE_DIR", "RESTIC_CACHE_DIR");
+  app.add_option("-r,--repo", g.repo, "repository location (/path, local:/path)");
+  app.add_option("--password-file", g.password_file,
+                 "read the password from the first line of a file");
+  app.add_option("--password-command", g.password_command,
+                 "run a shell command that prints the password");
+  app.add_option("--cache-dir", g.cache_dir, "base directory of the local cache");
+  app.add_flag("--no-cache", g.no_cache, "do not use a local cache (index kept in memory)");
+  app.add_flag("--json", g.json, "machine-readable JSON output");
+  app.add_flag("-q,--quiet", g.quiet, "print only errors");
+  app.add_flag("-v,--verbose", g.verbose, "print more (repeat for debug output)");
+}
+
+void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f) {
+  cmd.add_option("--host", f.hosts, "only snapshots of this host (repeatable)");
+  cmd.add_option("--tag", f.tags,
+                 "only snapshots with these tags: a,b means both (repeatable: any)");
+  cmd.add_option("--path", f.paths, "only snapshots that include this path (repeatable: all)");
+}
+
+repo::Result<std::unique_ptr<repo::Repository>> open_repository(const GlobalOptions& g,
+                                                                bool load_index) {
+  COFFER_ASSIGN_OR_RETURN(auto backend, repo::open_backend(g.repo));
+  COFFER_ASSIGN_OR_RETURN(std::string password, resolve_password(g));
+  repo::OpenOptions options;
+  options.cache_dir = g.cache_dir;
+  options.no_cache = g.no_cache;
+  COFFER_ASSIGN_OR_RETURN(auto repository,
+                          repo::Repository::open(std::move(backend), password, options));
+  std::fill(password.begin(), password.end(), '\0');
+  if (load_index)
+    COFFER_TRY(repository->load_index());
+  return repository;
+}
+
+void out_line(std::string_view line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+}
+
+int exit_code_for(const repo::Error& e) {
+  switch (e.code) {
+    case Errc::kNoRepository:
+      return kExitNoRepository;
+    case Errc::kLocked:
+      return kExitLocked;
+    case Errc::kAuth:
+      return kExitWrongPassword;
+    case Errc::kCancelled:
+      return kExitInterrupted;
+    default:
+      return kExitError;
+  }
+}
+
+}  // namespace coffer::tools

@@ -1,0 +1,80 @@
+// coffer: the command-line front end. Parses with CLI11, calls repo::, prints, and maps
+// errors to restic's documented exit codes (README, man/coffer.1).
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <vector>
+
+#include "repo/core/log.h"
+#include "tools/commands.h"
+
+namespace {
+
+using coffer::tools::Command;
+using coffer::tools::GlobalOptions;
+
+void on_signal(int /*sig*/) { coffer::tools::interrupted() = true; }
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+}
+
+int fail_line(const std::string& message, int code) {
+  std::fprintf(stderr, "coffer: %s\n", message.c_str());
+  return code;
+}
+
+int run_command(const Command& cmd) {
+  auto result = cmd.run();
+  std::fflush(stdout);
+  if (!result) {
+    const auto& e = result.error();
+    return fail_line(e.message, coffer::tools::exit_code_for(e));
+  }
+  if (coffer::tools::interrupted())
+    return coffer::tools::kExitInterrupted;
+  return *result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  install_signal_handlers();
+  CLI::App app{"coffer: fast, restic-compatible backups"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "coffer 0.1.0");
+  GlobalOptions g;
+  coffer::tools::add_global_options(app, g);
+  std::vector<Command> commands = {
+      coffer::tools::add_snapshots_command(app, g), coffer::tools::add_ls_command(app, g),
+      coffer::tools::add_cat_command(app, g), coffer::tools::add_dump_command(app, g),
+      coffer::tools::add_restore_command(app, g)};
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0)
+      return app.exit(e);
+    return fail_line(e.what(), coffer::tools::kExitError);
+  }
+  namespace log = coffer::repo::log;
+  log::set_level(g.quiet          ? log::Level::kQuiet
+                 : g.verbose >= 2 ? log::Level::kDebug
+                 : g.verbose == 1 ? log::Level::kVerbose
+                                  : log::Level::kNormal);
+  try {
+    for (const auto& cmd : commands) {
+      if (cmd.app->parsed())
+        return run_command(cmd);
+    }
+  } catch (const std::bad_alloc&) {
+    return fail_line("out of memory", coffer::tools::kExitError);
+  } catch (const std::exception& e) {
+    return fail_line(std::string("internal error: ") + e.what(), coffer::tools::kExitError);
+  }
+  return fail_line("no command given", coffer::tools::kExitError);
+}
