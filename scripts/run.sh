@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The main job on a fresh Debian 12 machine: installs what is needed, builds coffer, and
+# works a local repository (default: ~/coffer-demo/repo, override with COFFER_DEMO_DIR).
+# Until `coffer backup` lands, the demo repository is written by restic (coffer reads
+# restic's format); coffer then lists it, browses it and restores it, and the restore is
+# compared with the source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh
+coffer="$PWD/build/coffer"
+
+demo="${COFFER_DEMO_DIR:-$HOME/coffer-demo}"
+repo="$demo/repo"
+mkdir -p "$demo"
+chmod 700 "$demo"
+if [[ ! -f "$demo/password" ]]; then
+  head -c 24 /dev/urandom | base64 > "$demo/password"
+  chmod 600 "$demo/password"
+fi
+export RESTIC_REPOSITORY="$repo" RESTIC_PASSWORD_FILE="$demo/password"
+
+src="$demo/source"
+if [[ ! -d "$src" ]]; then
+  mkdir -p "$src"
+  cp -a /etc/apt /etc/ssh "$src/" 2>/dev/null || true
+  cp -a "$PWD/repo" "$src/coffer-sources"
+fi
+if [[ ! -f "$repo/config" ]]; then
+  restic init -q
+fi
+restic backup -q --tag demo "$src"
+
+echo "== coffer snapshots"
+"$coffer" snapshots
+echo "== coffer ls latest (first lines)"
+"$coffer" ls latest | head -n 8
+target="$demo/restore-$(date +%s)"
+echo "== coffer restore latest --target $target --verify"
+"$coffer" restore latest --target "$target" --verify
+diff -r "$src" "$target$src" && echo "restore matches the source: OK"
