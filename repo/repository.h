@@ -9,7 +9,9 @@
 // Ownership: the Repository owns its backend and its index.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -101,6 +103,8 @@ class Repository {
   Repository() = default;
   Result<void> open_key(std::string_view password);
   Result<void> load_index_into_memory(const std::vector<Id>& files);
+  Result<std::unique_ptr<BlobIndex>> build_memory_index(const std::vector<Id>& files) const;
+  Result<void> use_fallback_index(const Error& cause) const;
   Result<void> load_index_into_cache(const std::vector<Id>& files, bool force_rebuild);
   Result<IndexFile> load_index_file(const Id& id) const;
   Result<void> ensure_cache_dir(const std::string& base, const std::string& dir) const;
@@ -111,6 +115,12 @@ class Repository {
   MasterKey key_;
   Id key_id_;
   std::unique_ptr<BlobIndex> index_;
+  // Set when the cache reported damage: lookups then use fallback_ (built once, under
+  // fallback_mutex_), and damaged_marker_ makes the next open rebuild the cache.
+  std::string damaged_marker_;
+  mutable std::mutex fallback_mutex_;
+  mutable std::atomic<bool> fallback_ready_{false};
+  mutable std::unique_ptr<BlobIndex> fallback_;
 };
 
 }  // namespace coffer::repo

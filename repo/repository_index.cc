@@ -1,10 +1,12 @@
 // Repository: index loading (LMDB cache or memory) and blob/tree/snapshot access.
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <set>
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "repo/cache/lmdb_blob_index.h"
 #include "repo/compress/zstd.h"
@@ -63,6 +65,12 @@ Result<void> Repository::reload_index() {
 }
 
 Result<void> Repository::load_index_into_memory(const std::vector<Id>& files) {
+  COFFER_ASSIGN_OR_RETURN(index_, build_memory_index(files));
+  return {};
+}
+
+Result<std::unique_ptr<BlobIndex>> Repository::build_memory_index(
+    const std::vector<Id>& files) const {
   auto index = std::make_unique<MemoryBlobIndex>();
   std::mutex mutex;  // guards index
   COFFER_TRY(parallel_for(files.size(), decode_workers(), [&](std::size_t i) -> Result<void> {
@@ -71,14 +79,18 @@ Result<void> Repository::load_index_into_memory(const std::vector<Id>& files) {
     for (const PackedBlob& b : f.blobs) index->add(b);
     return {};
   }));
-  index_ = std::move(index);
-  return {};
+  return std::unique_ptr<BlobIndex>(std::move(index));
 }
 
 Result<void> Repository::load_index_into_cache(const std::vector<Id>& files, bool force_rebuild) {
   std::string dir = cache_base(options_.cache_dir) + "/" + config_.id.hex();
   COFFER_TRY(ensure_cache_dir(cache_base(options_.cache_dir), dir));
   index_.reset();
+  damaged_marker_ = dir + "/index-damaged";
+  if (::access(damaged_marker_.c_str(), F_OK) == 0) {
+    log::warn("the index cache was found damaged last time; rebuilding it");
+    force_rebuild = true;
+  }
   auto opened = LmdbBlobIndex::open(dir + "/index.lmdb", config_.id);
   if (!opened)
     return fail(opened.error().with_context("opening index cache"));
@@ -105,6 +117,7 @@ Result<void> Repository::load_index_into_cache(const std::vector<Id>& files, boo
     return cache.add_index_file(missing[i], f.blobs);
   }));
   index_ = std::move(*opened);
+  ::unlink(damaged_marker_.c_str());
   return {};
 }
 
@@ -113,7 +126,28 @@ std::uint64_t Repository::index_size() const { return index_ ? index_->size() : 
 Result<std::optional<PackedBlob>> Repository::lookup(const BlobHandle& blob) const {
   if (!index_)
     return fail(Errc::kInvalidArgument, "index not loaded");
-  return index_->lookup(blob);
+  if (!fallback_ready_) {
+    auto found = index_->lookup(blob);
+    if (found || found.error().code != Errc::kCorrupt)
+      return found;
+    COFFER_TRY(use_fallback_index(found.error()));
+  }
+  return fallback_->lookup(blob);
+}
+
+Result<void> Repository::use_fallback_index(const Error& cause) const {
+  std::scoped_lock lock(fallback_mutex_);
+  if (fallback_ready_)
+    return {};
+  log::warn("index cache damaged (" + cause.message + "); using the repository index directly");
+  if (!damaged_marker_.empty()) {
+    if (FILE* f = std::fopen(damaged_marker_.c_str(), "w"); f != nullptr)
+      std::fclose(f);
+  }
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> files, list_ids(FileKind::kIndex));
+  COFFER_ASSIGN_OR_RETURN(fallback_, build_memory_index(files));
+  fallback_ready_ = true;
+  return {};
 }
 
 Result<Bytes> Repository::decode_blob(const PackedBlob& blob, ByteSpan encrypted) const {

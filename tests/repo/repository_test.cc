@@ -200,3 +200,52 @@ TEST_CASE("snapshots resolve by prefix, latest and filters", "[repository]") {
   REQUIRE(find_snapshot(*repo, "latest", other_host).error().code == Errc::kNotFound);
   REQUIRE(find_snapshot(*repo, "ffffffffffff", none).error().code == Errc::kNotFound);
 }
+
+TEST_CASE("a damaged index cache is detected, bypassed and rebuilt", "[repository][cache]") {
+  TempDir tmp;
+  std::string path = coffer::test::copy_golden_repo(tmp, "v2");
+  OpenOptions o;
+  o.cache_dir = tmp.path() + "/cache";
+  auto first = open_repo(path, o);
+  std::string cache_dir = o.cache_dir + "/" + first->config().id.hex();
+  auto snaps = first->list_snapshots();
+  REQUIRE(snaps);
+  auto hello = find_node(*first, root_node(snaps->back().snapshot), "/data/hello.txt");
+  REQUIRE(hello);
+  auto where = first->lookup(BlobHandle{hello->content[0], BlobType::kData});
+  REQUIRE(where);
+  REQUIRE(where->has_value());
+  first.reset();
+  // Flip the byte right after the pack id inside the stored value of that blob.
+  std::string mdb = cache_dir + "/index.lmdb/data.mdb";
+  std::string bytes;
+  {
+    std::ifstream in(mdb, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::string key(reinterpret_cast<const char*>(hello->content[0].bytes().data()), 32);
+  std::string pack(reinterpret_cast<const char*>((*where)->pack.bytes().data()), 32);
+  auto pos = bytes.find(pack);
+  std::size_t flips = 0;
+  while (pos != std::string::npos) {
+    bytes[pos + 32] = static_cast<char>(bytes[pos + 32] ^ 0x55);
+    ++flips;
+    pos = bytes.find(pack, pos + 33);
+  }
+  REQUIRE(flips > 0);
+  {
+    std::ofstream out(mdb, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  auto second = open_repo(path, o);
+  auto blob = second->load_blob(BlobHandle{hello->content[0], BlobType::kData});
+  INFO((blob ? std::string() : blob.error().message));
+  REQUIRE(blob);
+  REQUIRE(to_string(*blob) == "hello coffer\n");
+  REQUIRE(std::filesystem::exists(cache_dir + "/index-damaged"));
+  second.reset();
+  auto third = open_repo(path, o);
+  REQUIRE_FALSE(std::filesystem::exists(cache_dir + "/index-damaged"));
+  REQUIRE(to_string(*third->load_blob(BlobHandle{hello->content[0], BlobType::kData})) ==
+          "hello coffer\n");
+}
