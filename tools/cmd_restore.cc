@@ -4,6 +4,7 @@
 
 #include "repo/ops/restore.h"
 #include "tools/commands.h"
+#include "tools/format.h"
 
 namespace coffer::tools {
 namespace {

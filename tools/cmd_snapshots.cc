@@ -14,12 +14,6 @@ struct SnapshotsOptions {
   std::vector<std::string> ids;
 };
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + printable(v[i]);
-  return out;
-}
-
 void print_table(const std::vector<repo::SnapshotEntry>& list) {
   std::size_t host_w = 4, tags_w = 4;
   for (const auto& e : list) {

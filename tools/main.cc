@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   install_signal_handlers();
   CLI::App app{"coffer: fast, restic-compatible backups"};
   app.require_subcommand(1);
+  app.fallthrough();
   app.set_version_flag("--version", "coffer 0.1.0");
   GlobalOptions g;
   coffer::tools::add_global_options(app, g);
