@@ -89,6 +89,7 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<ReadBackend
                                                      const OpenOptions& options) {
   std::unique_ptr<Repository> repo(new Repository());
   repo->backend_ = std::move(backend);
+  repo->writable_ = dynamic_cast<WriteBackend*>(repo->backend_.get());
   repo->options_ = options;
   Handle config_handle{FileKind::kConfig, "config"};
   auto config_size = repo->backend_->stat(config_handle);

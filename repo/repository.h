@@ -61,6 +61,8 @@ class Repository {
   [[nodiscard]] const MasterKey& key() const { return key_; }
   [[nodiscard]] const Id& key_id() const { return key_id_; }
   [[nodiscard]] ReadBackend& backend() const { return *backend_; }
+  // The same backend when it can be written to, else nullptr.
+  [[nodiscard]] WriteBackend* write_backend() const { return writable_; }
 
   // Loads every index file into the blob index (incrementally via the LMDB cache).
   // Errors: kCorrupt naming the index file, kIo.
@@ -110,6 +112,7 @@ class Repository {
   Result<void> ensure_cache_dir(const std::string& base, const std::string& dir) const;
 
   std::unique_ptr<ReadBackend> backend_;
+  WriteBackend* writable_ = nullptr;  // backend_ itself when writable
   OpenOptions options_;
   Config config_;
   MasterKey key_;

@@ -115,6 +115,7 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
                  "run a shell command that prints the password");
   app.add_option("--cache-dir", g.cache_dir, "base directory of the local cache");
   app.add_flag("--no-cache", g.no_cache, "do not use a local cache (index kept in memory)");
+  app.add_flag("--no-lock", g.no_lock, "do not lock the repository (read-only commands)");
   app.add_flag("--json", g.json, "machine-readable JSON output");
   app.add_flag("-q,--quiet", g.quiet, "print only errors");
   app.add_flag("-v,--verbose", g.verbose, "print more (repeat for debug output)");
@@ -127,19 +128,24 @@ void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f) {
   cmd.add_option("--path", f.paths, "only snapshots that include this path (repeatable: all)");
 }
 
-repo::Result<std::unique_ptr<repo::Repository>> open_repository(const GlobalOptions& g,
-                                                                bool load_index) {
+repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, bool take_lock) {
   COFFER_ASSIGN_OR_RETURN(auto backend, repo::open_backend(g.repo));
   COFFER_ASSIGN_OR_RETURN(std::string password, resolve_password(g));
   repo::OpenOptions options;
   options.cache_dir = g.cache_dir;
   options.no_cache = g.no_cache;
-  COFFER_ASSIGN_OR_RETURN(auto repository,
-                          repo::Repository::open(std::move(backend), password, options));
+  auto opened = repo::Repository::open(std::move(backend), password, options);
   std::fill(password.begin(), password.end(), '\0');
+  if (!opened)
+    return repo::fail(opened.error());
+  OpenRepo r;
+  r.repo = std::move(*opened);
+  if (take_lock && !g.no_lock) {
+    COFFER_ASSIGN_OR_RETURN(r.lock, repo::RepoLock::acquire(*r.repo, false));
+  }
   if (load_index)
-    COFFER_TRY(repository->load_index());
-  return repository;
+    COFFER_TRY(r.repo->load_index());
+  return r;
 }
 
 void out_line(std::string_view line) {

@@ -10,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "repo/lock.h"
 #include "repo/ops/snapshot_filter.h"
 #include "repo/repository.h"
 
@@ -30,6 +31,7 @@ struct GlobalOptions {
   std::string password_command;
   std::string cache_dir;
   bool no_cache = false;
+  bool no_lock = false;
   bool json = false;
   bool quiet = false;
   int verbose = 0;
@@ -44,9 +46,19 @@ void add_global_options(CLI::App& app, GlobalOptions& g);
 // Adds --host/--tag/--path to `cmd`.
 void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f);
 
-// Opens the repository named by `g` and loads its index. Errors carry the exit-code class.
-repo::Result<std::unique_ptr<repo::Repository>> open_repository(const GlobalOptions& g,
-                                                                bool load_index = true);
+// An open repository and, unless --no-lock, the non-exclusive lock read commands hold
+// (released first on destruction: members are destroyed in reverse order).
+struct OpenRepo {
+  std::unique_ptr<repo::Repository> repo;
+  std::unique_ptr<repo::RepoLock> lock;
+  repo::Repository* operator->() const { return repo.get(); }
+  repo::Repository& operator*() const { return *repo; }
+};
+
+// Opens the repository named by `g`, takes a non-exclusive lock (unless g.no_lock or
+// !take_lock) and loads its index. Errors carry the exit-code class.
+repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index = true,
+                                       bool take_lock = true);
 
 // Maps an error to the documented exit code.
 int exit_code_for(const repo::Error& e);

@@ -99,4 +99,15 @@ Result<Bytes> decode_unpacked(unsigned repo_version, Bytes plain) {
   return zstd_decompress(ByteSpan(plain).subspan(1));
 }
 
+Result<Bytes> encode_unpacked(unsigned repo_version, ByteSpan json) {
+  if (repo_version < 2)
+    return Bytes(json.begin(), json.end());
+  COFFER_ASSIGN_OR_RETURN(Bytes frame, zstd_compress(json));
+  Bytes out;
+  out.reserve(frame.size() + 1);
+  out.push_back(std::byte{2});
+  out.insert(out.end(), frame.begin(), frame.end());
+  return out;
+}
+
 }  // namespace coffer::repo

@@ -19,4 +19,7 @@ Result<Bytes> zstd_compress(ByteSpan data, int level = 3);
 // v1: as is; v2: '{'/'[' first → as is, 0x02 → zstd, else error. Errors: kCorrupt.
 Result<Bytes> decode_unpacked(unsigned repo_version, Bytes plain);
 
+// Encodes the plaintext of an unpacked file: v1 as is; v2: 0x02 ‖ zstd frame.
+Result<Bytes> encode_unpacked(unsigned repo_version, ByteSpan json);
+
 }  // namespace coffer::repo

@@ -1,0 +1,170 @@
+#include "repo/lock.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <pwd.h>
+#include <unistd.h>
+
+#include "repo/compress/zstd.h"
+#include "repo/core/log.h"
+
+namespace coffer::repo {
+namespace {
+
+constexpr auto kRefreshInterval = std::chrono::minutes(5);
+constexpr auto kRecheckDelay = std::chrono::milliseconds(200);
+
+GoTime now_time() {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  return GoTime{ns / 1000000000, static_cast<std::uint32_t>(ns % 1000000000), 0};
+}
+
+std::string host_name() {
+  std::array<char, 256> buf{};
+  if (::gethostname(buf.data(), buf.size() - 1) != 0)
+    return "";
+  return buf.data();
+}
+
+std::string user_name() {
+  passwd pw{};
+  passwd* out = nullptr;
+  std::array<char, 4096> buf{};
+  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &out) == 0 && out != nullptr) {
+    return out->pw_name;
+  }
+  return "";
+}
+
+// Returns a message naming a lock that conflicts with a new lock of kind `exclusive`, or "".
+Result<std::string> find_conflict(const Repository& repo, bool exclusive, const Id& own) {
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> ids, repo.list_ids(FileKind::kLock));
+  for (const Id& id : ids) {
+    if (id == own)
+      continue;
+    auto size = repo.backend().stat(Handle{FileKind::kLock, id.hex()});
+    if (!size || *size == 0)
+      continue;  // vanished or empty: ignored, as restic 0.15.1+
+    auto data = repo.load_unpacked(FileKind::kLock, id);
+    if (!data) {
+      log::warn("ignoring unreadable lock " + id.short_hex() + ": " + data.error().message);
+      continue;
+    }
+    auto lock = parse_lock(as_chars(*data));
+    if (!lock)
+      continue;
+    if (exclusive || lock->exclusive) {
+      return fmt::format("repository is already locked {}by PID {} on {} by {} (lock {}, since {})",
+                         lock->exclusive ? "exclusively " : "", lock->pid, lock->hostname,
+                         lock->username, id.short_hex(), format_go_time(lock->time)) +
+             "; if it is stale, remove it with `restic unlock`";
+    }
+  }
+  return std::string();
+}
+
+}  // namespace
+
+Result<LockInfo> parse_lock(std::string_view text) {
+  auto j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return fail(Errc::kCorrupt, "lock is not valid JSON");
+  LockInfo l;
+  auto t = j.find("time");
+  if (t == j.end() || !t->is_string())
+    return fail(Errc::kCorrupt, "lock without time");
+  COFFER_ASSIGN_OR_RETURN(l.time, parse_go_time(t->get<std::string>()));
+  l.exclusive = j.value("exclusive", false);
+  l.hostname = j.value("hostname", "");
+  l.username = j.value("username", "");
+  l.pid = j.value("pid", std::int64_t{0});
+  l.uid = j.value("uid", 0U);
+  l.gid = j.value("gid", 0U);
+  return l;
+}
+
+std::string serialize_lock(const LockInfo& l) {
+  std::string out =
+      fmt::format(R"({{"time":"{}","exclusive":{},"hostname":{},"username":{},"pid":{})",
+                  format_go_time(l.time), l.exclusive ? "true" : "false",
+                  go_json_string(l.hostname), go_json_string(l.username), l.pid);
+  if (l.uid != 0)
+    out += fmt::format(",\"uid\":{}", l.uid);
+  if (l.gid != 0)
+    out += fmt::format(",\"gid\":{}", l.gid);
+  return out + "}";
+}
+
+Result<std::unique_ptr<RepoLock>> RepoLock::acquire(const Repository& repo, bool exclusive) {
+  if (repo.write_backend() == nullptr) {
+    return fail(Errc::kUnsupported, "the repository backend is read-only; cannot lock");
+  }
+  COFFER_ASSIGN_OR_RETURN(std::string conflict, find_conflict(repo, exclusive, Id()));
+  if (!conflict.empty())
+    return fail(Errc::kLocked, conflict);
+  std::unique_ptr<RepoLock> lock(new RepoLock(repo));
+  lock->info_ = LockInfo{now_time(),
+                         exclusive,
+                         host_name(),
+                         user_name(),
+                         ::getpid(),
+                         static_cast<std::uint32_t>(::getuid()),
+                         static_cast<std::uint32_t>(::getgid())};
+  COFFER_ASSIGN_OR_RETURN(lock->current_, lock->write_lock_file());
+  std::this_thread::sleep_for(kRecheckDelay);
+  auto again = find_conflict(repo, exclusive, lock->current_);
+  if (!again || !again->empty()) {
+    (void)repo.write_backend()->remove(Handle{FileKind::kLock, lock->current_.hex()});
+    lock->current_ = Id();
+    if (!again)
+      return fail(again.error());
+    return fail(Errc::kLocked, *again);
+  }
+  lock->refresher_ =
+      std::jthread([l = lock.get()](const std::stop_token& st) { l->refresh_loop(st); });
+  return lock;
+}
+
+Result<Id> RepoLock::write_lock_file() {
+  info_.time = now_time();
+  std::string json = serialize_lock(info_);
+  COFFER_ASSIGN_OR_RETURN(Bytes plain, encode_unpacked(repo_.config().version, to_bytes(json)));
+  COFFER_ASSIGN_OR_RETURN(Bytes sealed, seal(repo_.key(), plain));
+  Id id = Id::hash(sealed);
+  COFFER_TRY_CTX(repo_.write_backend()->save(Handle{FileKind::kLock, id.hex()}, sealed),
+                 "writing lock");
+  return id;
+}
+
+void RepoLock::refresh_loop(const std::stop_token& stop) {
+  std::unique_lock guard(mutex_);
+  while (true) {
+    wake_.wait_for(guard, stop, kRefreshInterval, [] { return false; });
+    if (stop.stop_requested())
+      return;
+    auto fresh = write_lock_file();
+    if (!fresh) {
+      log::warn("refreshing the repository lock failed: " + fresh.error().message);
+      continue;
+    }
+    (void)repo_.write_backend()->remove(Handle{FileKind::kLock, current_.hex()});
+    current_ = *fresh;
+  }
+}
+
+RepoLock::~RepoLock() {
+  if (refresher_.joinable()) {
+    refresher_.request_stop();
+    refresher_.join();
+  }
+  std::scoped_lock guard(mutex_);
+  if (!current_.is_zero()) {
+    auto r = repo_.write_backend()->remove(Handle{FileKind::kLock, current_.hex()});
+    if (!r)
+      log::warn("removing the repository lock failed: " + r.error().message);
+  }
+}
+
+}  // namespace coffer::repo
