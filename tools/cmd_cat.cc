@@ -42,8 +42,11 @@ repo::Result<void> print_indented(std::string_view json_text) {
 
 repo::Result<repo::Id> tree_id_of(const repo::Repository& r, const CatOptions& o) {
   if (o.id.size() == 64) {
-    if (auto id = repo::Id::parse(o.id); id)
-      return *id;
+    if (auto id = repo::Id::parse(o.id); id) {
+      COFFER_ASSIGN_OR_RETURN(auto where, r.lookup(repo::BlobHandle{*id, repo::BlobType::kTree}));
+      if (where)
+        return *id;
+    }
   }
   auto colon = o.id.find(':');
   std::string snap = o.id.substr(0, colon);

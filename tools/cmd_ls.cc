@@ -13,6 +13,7 @@ struct LsOptions {
   std::string snapshot;
   std::vector<std::string> paths;
   bool long_format = false;
+  bool recursive = false;
 };
 
 std::string clean(std::string p) {
@@ -30,6 +31,27 @@ bool within(const std::string& path, const std::string& dir) {
           path[dir.size()] == '/');
 }
 
+std::string parent_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Whether to print `path` and whether to descend into it. restic 0.14 semantics: a listed
+// directory shows itself and its direct children (all levels below with --recursive).
+std::pair<bool, bool> selected(const std::vector<std::string>& dirs, const std::string& path,
+                               bool recursive) {
+  if (dirs.empty())
+    return {true, true};
+  bool print = false;
+  bool enter = false;
+  for (const auto& d : dirs) {
+    bool below = within(path, d);
+    print = print || path == d || parent_of(path) == d || (recursive && below);
+    enter = enter || within(d, path) || (recursive && below);
+  }
+  return {print, enter};
+}
+
 std::string long_line(const std::string& path, const repo::Node& n) {
   std::string line = fmt::format("{} {:5} {:5} {:6} {} {}", permissions_string(n), n.uid, n.gid,
                                  n.size, local_time(n.mtime), path);
@@ -43,13 +65,13 @@ repo::Result<int> run(const GlobalOptions& g, const LsOptions& o) {
   COFFER_ASSIGN_OR_RETURN(auto entry, repo::find_snapshot(*repository, o.snapshot, o.filter));
   std::vector<std::string> dirs;
   for (const auto& p : o.paths) dirs.push_back(clean(p));
+  std::string filters;
+  for (std::size_t i = 0; i < o.paths.size(); ++i) filters += (i ? " " : "") + o.paths[i];
   if (g.json) {
     auto j = snapshot_json(entry);
     j["struct_type"] = "snapshot";
     out_line(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   } else if (!g.quiet) {
-    std::string filters;
-    for (std::size_t i = 0; i < dirs.size(); ++i) filters += (i ? " " : "") + dirs[i];
     std::string paths;
     for (std::size_t i = 0; i < entry.snapshot.paths.size(); ++i) {
       paths += (i ? " " : "") + printable(entry.snapshot.paths[i]);
@@ -60,12 +82,7 @@ repo::Result<int> run(const GlobalOptions& g, const LsOptions& o) {
   auto visit = [&](const std::string& path, const repo::Node& n) -> repo::Result<repo::WalkAction> {
     if (interrupted())
       return repo::fail(repo::Errc::kCancelled, "interrupted");
-    bool print = dirs.empty();
-    bool enter = dirs.empty();
-    for (const auto& d : dirs) {
-      print = print || within(path, d);
-      enter = enter || within(path, d) || within(d, path);
-    }
+    auto [print, enter] = selected(dirs, path, o.recursive);
     if (print) {
       if (g.json) {
         out_line(node_json(path, n).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -88,6 +105,7 @@ Command add_ls_command(CLI::App& app, const GlobalOptions& g) {
   sub->add_option("SNAPSHOT", o->snapshot, "snapshot id, prefix or latest")->required();
   sub->add_option("PATH", o->paths, "only list these directories/files");
   sub->add_flag("-l,--long", o->long_format, "long listing (mode, owner, size, time)");
+  sub->add_flag("--recursive", o->recursive, "with PATHs, list everything below them");
   return Command{sub, [&g, o] { return run(g, *o); }};
 }
 

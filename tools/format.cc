@@ -49,7 +49,17 @@ std::string go_time_string(const repo::GoTime& t) {
   char sign = off < 0 ? '-' : '+';
   off = std::abs(off);
   std::string zone = fmt::format("{}{:02}{:02}", sign, off / 3600, off % 3600 / 60);
-  return out + " " + zone + " " + (t.offset_seconds == 0 ? "UTC" : zone);
+  // Go prints the local zone's abbreviation when the stored offset is the local one then.
+  std::time_t instant = static_cast<std::time_t>(t.unix_seconds);
+  std::tm local{};
+  localtime_r(&instant, &local);
+  std::string name = zone;
+  if (t.offset_seconds == 0) {
+    name = "UTC";
+  } else if (local.tm_gmtoff == t.offset_seconds && local.tm_zone != nullptr) {
+    name = local.tm_zone;
+  }
+  return out + " " + zone + " " + name;
 }
 
 std::string printable(std::string_view raw) {
@@ -75,7 +85,7 @@ nlohmann::ordered_json node_json(const std::string& path, const repo::Node& n) {
   j["path"] = printable(path);
   j["uid"] = n.uid;
   j["gid"] = n.gid;
-  if (n.size != 0)
+  if (n.type == repo::NodeType::kFile || n.size != 0)
     j["size"] = n.size;
   if (n.mode != 0)
     j["mode"] = n.mode;

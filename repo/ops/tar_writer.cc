@@ -54,6 +54,14 @@ unsigned dev_minor(std::uint64_t d) {
   return static_cast<unsigned>(((d >> 12) & 0xffffff00) | (d & 0xff));
 }
 
+// Seconds since the epoch with 9 fraction digits; negative times count down from the
+// epoch ("-1.5" is 1.5 s before it).
+std::string pax_time(const GoTime& t) {
+  if (t.unix_seconds >= 0 || t.nanos == 0)
+    return fmt::format("{}.{:09}", t.unix_seconds, t.nanos);
+  return fmt::format("-{}.{:09}", -(t.unix_seconds + 1), 1000000000 - t.nanos);
+}
+
 }  // namespace
 
 Result<void> TarWriter::write_pax(const std::string& name, const std::string& records) {
@@ -82,8 +90,8 @@ Result<void> TarWriter::write_header(const std::string& name, const Node& node,
     pax += pax_record("uid", std::to_string(node.uid));
   if (node.gid > 07777777)
     pax += pax_record("gid", std::to_string(node.gid));
-  if (node.mtime.nanos != 0) {
-    pax += pax_record("mtime", fmt::format("{}.{:09}", node.mtime.unix_seconds, node.mtime.nanos));
+  if (node.mtime.nanos != 0 || node.mtime.unix_seconds < 0) {
+    pax += pax_record("mtime", pax_time(node.mtime));
   }
   if (!node.user.empty() && (node.user.size() > 31 || !is_ascii(node.user)))
     pax += pax_record("uname", node.user);
