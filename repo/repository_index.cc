@@ -18,6 +18,12 @@
 namespace coffer::repo {
 namespace {
 
+// Failures of the local cache itself (not of the repository): the cache can be skipped.
+bool cache_unusable(const Error& e) {
+  return e.message.rfind("opening index cache", 0) == 0 ||
+         e.message.rfind("cannot create cache directory", 0) == 0;
+}
+
 unsigned decode_workers() { return std::max(2U, std::thread::hardware_concurrency()); }
 
 std::string cache_base(const std::string& configured) {
@@ -54,7 +60,13 @@ Result<void> Repository::load_index() {
   COFFER_ASSIGN_OR_RETURN(std::vector<Id> files, list_ids(FileKind::kIndex));
   if (options_.no_cache)
     return load_index_into_memory(files);
-  return load_index_into_cache(files, false);
+  auto cached = load_index_into_cache(files, false);
+  if (cached || !cache_unusable(cached.error()))
+    return cached;
+  // Like restic: an unusable cache directory costs speed, not the command.
+  log::warn("cache unusable (" + cached.error().message + "); continuing without it");
+  options_.no_cache = true;
+  return load_index_into_memory(files);
 }
 
 Result<void> Repository::reload_index() {
