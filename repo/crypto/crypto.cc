@@ -133,6 +133,12 @@ Result<std::array<std::byte, 64>> scrypt_derive(std::string_view password, ByteS
       static_cast<std::uint64_t>(r) * p >= (1ULL << 30)) {
     return fail(Errc::kInvalidArgument, "invalid scrypt parameters");
   }
+  // scrypt needs 128·r·(N + p) bytes; refuse parameters no honest key file has (restic
+  // calibrates to ~60 MiB) instead of trying to allocate terabytes.
+  constexpr std::uint64_t kMaxScryptMemory = 4ULL << 30;
+  if (n > kMaxScryptMemory / 128 / r || 128ULL * r * (n + p) > kMaxScryptMemory) {
+    return fail(Errc::kInvalidArgument, "scrypt parameters need more than 4 GiB of memory");
+  }
   std::array<std::byte, 64> out{};
   std::uint64_t maxmem = 128ULL * r * (n + p + 2) + (1ULL << 20);
   int rc = EVP_PBE_scrypt(password.data(), password.size(), uc(salt.data()), salt.size(), n, r, p,
