@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Restore benchmark: coffer vs restic on repositories made by the real restic binary.
+#
+#   scripts/bench/restore.sh [--small] [--repeat N] [--no-build]
+#
+# 1. Builds coffer (Release, build dir build-bench/) unless COFFER_BIN is set or --no-build is given.
+# 2. Creates, once, under $COFFER_BENCH_DIR (default /tmp/coffer-bench; --small: /tmp/coffer-bench-small):
+#      mixed/       >= 1 GiB: ~30k small text files, 3 x 200 MiB random files, a 2 GiB sparse disk image
+#      index-src/   200,000 small distinct files (>= 200k data blobs in the index)
+#    and backs each up with restic into repo-mixed/ and repo-index/. Finished steps leave a stamp file, so
+#    later runs reuse the data; delete the directory to start over.
+# 3. Times `restic restore` and `coffer restore` of the same snapshot (page cache dropped before each run
+#    when /proc/sys/vm/drop_caches is writable, no local cache), then a cold open + `ls latest` of the
+#    200k-blob repository (no local cache, page cache dropped) and the same with a warm cache.
+#    Wall time and peak RSS come from /usr/bin/time -v. Prints ratios restic/coffer.
+# Needs: restic, /usr/bin/time (package `time`), python3, cmake; missing packages are installed with apt-get.
+# Not a ctest. Exits non-zero when a command fails or coffer's restore differs from restic's in size/count.
+set -euo pipefail
+
+SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SMALL=0
+REPEAT=1
+BUILD=1
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --small) SMALL=1 ;;
+    --repeat) REPEAT=$2; shift ;;
+    --no-build) BUILD=0 ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [[ $SMALL == 1 ]]; then
+  BENCH=${COFFER_BENCH_DIR:-/tmp/coffer-bench-small}; SCALE=0.05; INDEX_FILES=20000
+else
+  BENCH=${COFFER_BENCH_DIR:-/tmp/coffer-bench}; SCALE=1.0; INDEX_FILES=200000
+fi
+PW="$BENCH/password"
+RESULTS=()
+
+log() { printf '\n== %s\n' "$*"; }
+
+ensure_tools() {
+  local missing=()
+  command -v restic >/dev/null || missing+=(restic)
+  [[ -x /usr/bin/time ]] || missing+=(time)
+  command -v python3 >/dev/null || missing+=(python3)
+  if [[ $BUILD == 1 && -z "${COFFER_BIN:-}" ]]; then command -v cmake >/dev/null || missing+=(cmake); fi
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+build_coffer() {
+  if [[ -n "${COFFER_BIN:-}" ]]; then return; fi
+  local dir="$SRC_DIR/build-bench"
+  COFFER_BIN="$dir/coffer"
+  if [[ $BUILD == 0 ]]; then return; fi
+  log "building coffer (Release) in $dir"
+  if [[ ! -f "$dir/CMakeCache.txt" ]]; then
+    cmake -S "$SRC_DIR" -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCOFFER_TESTS=OFF >/dev/null
+  fi
+  cmake --build "$dir" -j2 --target coffer 2>&1 | tail -1
+}
+
+restic_env() {  # restic_env CMD...: runs CMD with restic's password and cache settings (usable under time)
+  env RESTIC_PASSWORD_FILE="$PW" RESTIC_CACHE_DIR="$BENCH/cache-restic" "$@"
+}
+
+prepare() {
+  mkdir -p "$BENCH"
+  [[ -f "$PW" ]] || echo "bench-password-$(date +%s)" > "$PW"
+  if [[ ! -f "$BENCH/mixed.stamp" ]]; then
+    log "creating mixed data in $BENCH/mixed (scale $SCALE)"
+    rm -rf "$BENCH/mixed" "$BENCH/repo-mixed"
+    python3 "$SRC_DIR/scripts/bench/make_data.py" mixed "$BENCH/mixed" --scale "$SCALE"
+    restic_env restic init -q -r "$BENCH/repo-mixed"
+    (cd "$BENCH" && restic_env restic backup -q -r "$BENCH/repo-mixed" --host bench mixed)
+    touch "$BENCH/mixed.stamp"
+  fi
+  if [[ ! -f "$BENCH/index.stamp" ]]; then
+    log "creating $INDEX_FILES small files in $BENCH/index-src"
+    rm -rf "$BENCH/index-src" "$BENCH/repo-index"
+    python3 "$SRC_DIR/scripts/bench/make_data.py" index "$BENCH/index-src" --files "$INDEX_FILES"
+    restic_env restic init -q -r "$BENCH/repo-index"
+    (cd "$BENCH" && restic_env restic backup -q -r "$BENCH/repo-index" --host bench index-src)
+    touch "$BENCH/index.stamp"
+  fi
+}
+
+drop_caches() {
+  sync
+  if [[ -w /proc/sys/vm/drop_caches ]]; then
+    echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || DROP_WARN=1
+  else
+    DROP_WARN=1
+  fi
+}
+
+# measure NAME CMD...: runs CMD under /usr/bin/time -v; sets LAST_WALL (s) and LAST_RSS (MiB).
+measure() {
+  local name=$1; shift
+  local tf; tf=$(mktemp)
+  if ! /usr/bin/time -v -o "$tf" "$@" >"$BENCH/last.out" 2>"$BENCH/last.err"; then
+    echo "FAILED: $name: $*" >&2; tail -5 "$BENCH/last.err" >&2; rm -f "$tf"; exit 1
+  fi
+  LAST_WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+      n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%.2f", s }' "$tf")
+  LAST_RSS=$(awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$tf")
+  rm -f "$tf"
+  printf '  %-34s %8.2f s   peak RSS %8.1f MiB\n' "$name" "$LAST_WALL" "$LAST_RSS"
+}
+
+# best-of-REPEAT: bench NAME SETUP_FN CMD...; sets BEST_WALL/BEST_RSS.
+bench() {
+  local name=$1 setup=$2; shift 2
+  BEST_WALL=""; BEST_RSS=""
+  for ((i = 1; i <= REPEAT; i++)); do
+    $setup
+    measure "$name (run $i)" "$@"
+    if [[ -z "$BEST_WALL" ]] || awk "BEGIN{exit !($LAST_WALL < $BEST_WALL)}"; then
+      BEST_WALL=$LAST_WALL; BEST_RSS=$LAST_RSS
+    fi
+  done
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+
+report() {  # report WHAT RESTIC_WALL RESTIC_RSS COFFER_WALL COFFER_RSS
+  RESULTS+=("$(printf '%-28s restic %8.2f s %8.1f MiB | coffer %8.2f s %8.1f MiB | time ratio restic/coffer %sx, RSS ratio %sx' \
+    "$1" "$2" "$3" "$4" "$5" "$(ratio "$2" "$4")" "$(ratio "$3" "$5")")")
+}
+
+tree_summary() {  # files, dirs, apparent bytes of a restored tree
+  (cd "$1" && printf '%s files, %s dirs, %s bytes' "$(find . -type f | wc -l)" "$(find . -type d | wc -l)" \
+    "$(find . -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}')")
+}
+
+setup_restic_restore() { rm -rf "$BENCH/target-restic" "$BENCH/cache-restic"; drop_caches; }
+setup_coffer_restore() { rm -rf "$BENCH/target-coffer" "$BENCH/cache-coffer"; drop_caches; }
+setup_cold() { rm -rf "$BENCH/cache-restic" "$BENCH/cache-coffer"; drop_caches; }
+setup_warm() { drop_caches; }
+
+run_restore_bench() {
+  local repo="$BENCH/repo-mixed"
+  log "restore of the mixed snapshot ($(du -sh --apparent-size "$BENCH/mixed" | cut -f1) apparent)"
+  bench "restic restore" setup_restic_restore \
+    env RESTIC_PASSWORD_FILE="$PW" RESTIC_CACHE_DIR="$BENCH/cache-restic" restic -q -r "$repo" restore latest --target "$BENCH/target-restic"
+  local rw=$BEST_WALL rr=$BEST_RSS
+  bench "coffer restore" setup_coffer_restore \
+    "$COFFER_BIN" -q -r "$repo" --password-file "$PW" --cache-dir "$BENCH/cache-coffer" \
+    restore latest --target "$BENCH/target-coffer"
+  report "restore (mixed data)" "$rw" "$rr" "$BEST_WALL" "$BEST_RSS"
+  local a b
+  a=$(tree_summary "$BENCH/target-restic"); b=$(tree_summary "$BENCH/target-coffer")
+  echo "  restic restored: $a"; echo "  coffer restored: $b"
+  echo "  disk image blocks: restic $(du -sh "$BENCH/target-restic/mixed/images/disk.img" | cut -f1)," \
+    "coffer $(du -sh "$BENCH/target-coffer/mixed/images/disk.img" | cut -f1)"
+  if [[ "$a" != "$b" ]]; then echo "MISMATCH between the restored trees" >&2; exit 1; fi
+  if ! cmp -s "$BENCH/target-restic/mixed/large/random00.bin" "$BENCH/target-coffer/mixed/large/random00.bin"; then
+    echo "MISMATCH: large/random00.bin differs" >&2; exit 1
+  fi
+  rm -rf "$BENCH/target-restic" "$BENCH/target-coffer"
+}
+
+run_ls_bench() {
+  local repo="$BENCH/repo-index"
+  log "open + ls latest of a repository with $INDEX_FILES data blobs"
+  bench "restic ls (cold)" setup_cold \
+    env RESTIC_PASSWORD_FILE="$PW" RESTIC_CACHE_DIR="$BENCH/cache-restic" restic -q -r "$repo" ls latest
+  local rw=$BEST_WALL rr=$BEST_RSS lines_r
+  lines_r=$(wc -l < "$BENCH/last.out")
+  bench "coffer ls (cold)" setup_cold \
+    "$COFFER_BIN" -q -r "$repo" --password-file "$PW" --cache-dir "$BENCH/cache-coffer" ls latest
+  report "open+ls cold (${INDEX_FILES} blobs)" "$rw" "$rr" "$BEST_WALL" "$BEST_RSS"
+  echo "  output lines: restic $lines_r, coffer $(wc -l < "$BENCH/last.out")"
+  bench "restic ls (warm cache)" setup_warm \
+    env RESTIC_PASSWORD_FILE="$PW" RESTIC_CACHE_DIR="$BENCH/cache-restic" restic -q -r "$repo" ls latest
+  rw=$BEST_WALL; rr=$BEST_RSS
+  bench "coffer ls (warm cache)" setup_warm \
+    "$COFFER_BIN" -q -r "$repo" --password-file "$PW" --cache-dir "$BENCH/cache-coffer" ls latest
+  report "open+ls warm (${INDEX_FILES} blobs)" "$rw" "$rr" "$BEST_WALL" "$BEST_RSS"
+}
+
+main() {
+  ensure_tools
+  build_coffer
+  [[ -x "$COFFER_BIN" ]] || { echo "coffer binary not found: $COFFER_BIN" >&2; exit 1; }
+  prepare
+  DROP_WARN=0
+  run_restore_bench
+  run_ls_bench
+  log "summary (best of $REPEAT; $(nproc) cores; restic $(restic version | cut -d' ' -f2))"
+  printf '%s\n' "${RESULTS[@]}"
+  if [[ $DROP_WARN == 1 ]]; then echo "note: could not drop the page cache (not root?): runs were not cold"; fi
+}
+
+main
