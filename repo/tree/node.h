@@ -28,7 +28,8 @@ struct GoTime {
 
   bool operator==(const GoTime&) const = default;
   auto operator<=>(const GoTime& o) const {
-    if (auto c = unix_seconds <=> o.unix_seconds; c != 0) return c;
+    if (auto c = unix_seconds <=> o.unix_seconds; c != 0)
+      return c;
     return nanos <=> o.nanos;
   }
 };
@@ -59,12 +60,12 @@ struct Node {
   std::uint64_t device_id = 0;
   std::uint64_t size = 0;
   std::uint64_t links = 0;
-  std::string linktarget;  // raw bytes (from linktarget_raw when present)
+  std::string linktarget;           // raw bytes (from linktarget_raw when present)
   bool has_linktarget_raw = false;  // linktarget came from (or must be written as) linktarget_raw
   std::vector<ExtendedAttribute> xattrs;
-  std::uint64_t device = 0;  // st_rdev
-  std::vector<Id> content;   // data blobs, file order (files only)
-  std::optional<Id> subtree; // dirs only
+  std::uint64_t device = 0;             // st_rdev
+  std::vector<Id> content;              // data blobs, file order (files only)
+  std::optional<Id> subtree;            // dirs only
   std::string generic_attributes_json;  // raw JSON object text, "" when absent
   std::string unknown_fields_json;      // raw JSON object text of unknown keys, "" when none
 
