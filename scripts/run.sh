@@ -3,7 +3,7 @@
 # works a local repository (default: ~/coffer-demo/repo, override with COFFER_DEMO_DIR).
 # Until `coffer backup` lands, the demo repository is written by restic (coffer reads
 # restic's format); coffer then lists it, browses it and restores it, and the restore is
-# compared with the source.
+# compared with the source; finally every snapshot is mounted read-only at ~/coffer-demo/mnt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -39,3 +39,11 @@ target="$demo/restore-$(date +%s)"
 echo "== coffer restore latest --target $target --verify"
 "$coffer" restore latest --target "$target" --verify
 diff -r "$src" "$target$src" && echo "restore matches the source: OK"
+
+mnt="$demo/mnt"
+mkdir -p "$mnt"
+if mountpoint -q "$mnt"; then umount "$mnt" 2>/dev/null || fusermount3 -u "$mnt"; fi
+echo "== coffer mount $mnt --daemon"
+"$coffer" mount "$mnt" --daemon
+ls "$mnt/snapshots/latest$src" | head -n 5
+echo "The repository is mounted at $mnt (browse snapshots/latest/); unmount with: umount $mnt"

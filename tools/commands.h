@@ -11,5 +11,6 @@ Command add_ls_command(CLI::App& app, const GlobalOptions& g);
 Command add_cat_command(CLI::App& app, const GlobalOptions& g);
 Command add_dump_command(CLI::App& app, const GlobalOptions& g);
 Command add_restore_command(CLI::App& app, const GlobalOptions& g);
+Command add_mount_command(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace coffer::tools

@@ -1,0 +1,453 @@
+#include "fs/chunk_store.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "repo/core/log.h"
+
+namespace coffer::fs {
+
+using repo::Errc;
+
+// A job for a pool thread: either a fetch (the blobs of one coalesced pack range: try the
+// disk cache, then read the pack) or, when `loaded` is set, the decode of one blob whose
+// encrypted bytes were read (from a pack range or the disk cache).
+struct ChunkStore::Job {
+  std::vector<repo::PackedBlob> blobs;
+  std::uint64_t bytes = 0;  // encrypted bytes, for the prefetch budget
+  bool urgent = false;      // guarded by mutex_
+  bool taken = false;       // guarded by mutex_
+  bool budgeted = false;    // counted in prefetch_in_flight_
+  bool skip_disk = false;   // a fetch after the disk copy failed verification
+  std::atomic<Clock::rep> deadline{0};
+  // Decode jobs: the bytes read, starting at pack offset `loaded_offset`, shared by the
+  // decode jobs of one range.
+  std::shared_ptr<const repo::Bytes> loaded;
+  std::uint64_t loaded_offset = 0;
+  bool from_disk = false;
+};
+
+// The single-flight rendezvous of one chunk. All fields are guarded by mutex_.
+struct ChunkStore::Slot {
+  std::condition_variable cv;
+  bool done = false;
+  bool demanded = false;
+  repo::Result<ChunkRef> result = ChunkRef{};
+  Clock::time_point expires{};  // for a failed slot kept as a negative entry
+  std::shared_ptr<Job> job;
+};
+
+// Blobs that admit() found need fetching; their slots say whether they are demanded.
+struct ChunkStore::Batch {
+  std::vector<repo::PackedBlob> blobs;
+};
+
+struct ChunkStore::Counters {
+  std::atomic<std::uint64_t> gets{0}, ram_hits{0}, zero_hits{0}, disk_hits{0}, disk_rejected{0},
+      fetches{0}, blobs_fetched{0}, corrupt{0}, prefetch_dropped{0}, reloads{0};
+};
+
+ChunkStore::ChunkStore(const repo::Repository& repo, ChunkStoreOptions options)
+    : repo_(repo),
+      options_(std::move(options)),
+      ram_(options_.mem_budget),
+      counters_(std::make_unique<Counters>()) {}
+
+repo::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const repo::Repository& repo,
+                                                           ChunkStoreOptions options) {
+  if (options.prefetch_budget == 0)
+    options.prefetch_budget = std::max<std::uint64_t>(options.mem_budget / 4, 1);
+  if (options.fetch_threads == 0)
+    options.fetch_threads = 2 * std::max(1U, repo.backend().properties().max_connections);
+  std::unique_ptr<ChunkStore> store(new ChunkStore(repo, std::move(options)));
+  const ChunkStoreOptions& o = store->options_;
+  if (!o.disk_dir.empty() && o.disk_budget > 0) {
+    COFFER_ASSIGN_OR_RETURN(store->disk_, DiskCache::open(o.disk_dir, o.disk_budget));
+  }
+  unsigned n = o.fetch_threads;
+  store->max_low_ = n > 1 ? n - std::max(1U, n / 4) : 1;
+  store->max_decode_ = std::max(1U, std::thread::hardware_concurrency());
+  for (unsigned i = 0; i < n; ++i) store->threads_.emplace_back([s = store.get()] { s->worker(); });
+  return store;
+}
+
+ChunkStore::~ChunkStore() {
+  {
+    std::scoped_lock lock(mutex_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+  std::vector<repo::Id> orphans;  // slots of jobs that never ran
+  {
+    std::scoped_lock lock(mutex_);
+    for (auto& [id, slot] : slots_) {
+      if (!slot->done)
+        orphans.push_back(id);
+    }
+  }
+  for (const repo::Id& id : orphans) complete(id, repo::fail(Errc::kCancelled, "store closing"));
+}
+
+repo::Result<ChunkRef> ChunkStore::get(const repo::Id& blob, Touch touch) {
+  ++counters_->gets;
+  std::uint64_t generation = reload_generation_;
+  auto r = get_once(blob, touch);
+  if (!r && r.error().code == Errc::kNotFound && try_reload(generation))
+    r = get_once(blob, touch);
+  return r;
+}
+
+repo::Result<ChunkRef> ChunkStore::get_once(const repo::Id& id, Touch touch) {
+  for (;;) {
+    if (ChunkRef hit = ram_.find(id, touch)) {
+      ++counters_->ram_hits;
+      return hit;
+    }
+    Batch batch;
+    std::shared_ptr<Slot> slot = admit(id, true, batch);
+    if (!slot)
+      continue;  // it reached the RAM cache meanwhile
+    enqueue(std::move(batch.blobs));
+    return wait(id, slot);
+  }
+}
+
+void ChunkStore::schedule(std::span<const repo::Id> needed, std::span<const repo::Id> ahead) {
+  Batch batch;
+  for (const repo::Id& id : needed) admit(id, true, batch);
+  for (const repo::Id& id : ahead) admit(id, false, batch);
+  enqueue(std::move(batch.blobs));
+}
+
+std::shared_ptr<ChunkStore::Slot> ChunkStore::admit(const repo::Id& id, bool demand, Batch& batch) {
+  std::shared_ptr<Slot> slot;
+  {
+    std::scoped_lock lock(mutex_);
+    if (auto it = slots_.find(id); it != slots_.end()) {
+      Slot& s = *it->second;
+      if (!s.done || Clock::now() < s.expires) {
+        if (demand)
+          promote(s);
+        return it->second;
+      }
+      slots_.erase(it);  // an expired negative entry
+    }
+    if (ram_.contains(id))
+      return nullptr;
+    slot = std::make_shared<Slot>();
+    slot->demanded = demand;
+    slots_.emplace(id, slot);
+  }
+  auto where = lookup(id);
+  if (!where) {
+    complete(id, repo::fail(where.error().with_context("looking up blob " + id.hex())));
+  } else if (!*where) {
+    complete(id, repo::fail(Errc::kNotFound, "data blob " + id.hex() + " not found in index"));
+  } else if (zeros_.is_zero(**where)) {
+    ++counters_->zero_hits;
+    complete(id, zero_buffer((*where)->plain_size()), false);
+  } else {
+    batch.blobs.push_back(**where);
+  }
+  return slot;
+}
+
+void ChunkStore::promote(Slot& slot) {
+  slot.demanded = true;
+  std::shared_ptr<Job>& job = slot.job;
+  if (!job || job->taken || job->urgent)
+    return;
+  job->urgent = true;
+  auto later = Clock::now() + options_.deadline;
+  job->deadline = std::max(job->deadline.load(), later.time_since_epoch().count());
+  if (job->loaded)
+    decode_queue_.push_front(job);
+  else
+    urgent_queue_.push_back(job);
+  work_cv_.notify_one();
+}
+
+void ChunkStore::enqueue(std::vector<repo::PackedBlob> blobs) {
+  if (blobs.empty())
+    return;
+  auto deadline = (Clock::now() + options_.deadline).time_since_epoch().count();
+  std::vector<PackRange> ranges =
+      plan_ranges(std::move(blobs), options_.max_gap, options_.max_read);
+  std::scoped_lock lock(mutex_);
+  for (PackRange& range : ranges) {
+    auto job = std::make_shared<Job>();
+    job->bytes = range.length;
+    job->deadline = deadline;
+    for (const repo::PackedBlob& b : range.blobs) {
+      auto it = slots_.find(b.id);
+      if (it != slots_.end() && it->second->demanded)
+        job->urgent = true;
+    }
+    if (!job->urgent && prefetch_in_flight_ + job->bytes > options_.prefetch_budget) {
+      ++counters_->prefetch_dropped;
+      for (const repo::PackedBlob& b : range.blobs) slots_.erase(b.id);
+      continue;
+    }
+    job->budgeted = !job->urgent;
+    if (job->budgeted)
+      prefetch_in_flight_ += job->bytes;
+    job->blobs = std::move(range.blobs);
+    for (const repo::PackedBlob& b : job->blobs) {
+      if (auto it = slots_.find(b.id); it != slots_.end() && !it->second->done)
+        it->second->job = job;
+    }
+    (job->urgent ? urgent_queue_ : low_queue_).push_back(job);
+  }
+  work_cv_.notify_all();
+}
+
+repo::Result<ChunkRef> ChunkStore::wait(const repo::Id& id, const std::shared_ptr<Slot>& slot) {
+  auto deadline = Clock::now() + options_.deadline;
+  std::unique_lock lock(mutex_);
+  if (!slot->cv.wait_until(lock, deadline, [&] { return slot->done; })) {
+    return repo::fail(
+        Errc::kIo,
+        fmt::format("blob {}: no answer within {} ms", id.short_hex(), options_.deadline.count()),
+        true);
+  }
+  return slot->result;
+}
+
+void ChunkStore::complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache) {
+  if (result && cache)
+    ram_.insert(id, *result);
+  std::scoped_lock lock(mutex_);
+  auto it = slots_.find(id);
+  if (it == slots_.end() || it->second->done)
+    return;
+  std::shared_ptr<Slot> slot = it->second;
+  bool remember = !result && result.error().code != Errc::kNotFound &&
+                  result.error().code != Errc::kCancelled && options_.error_ttl.count() > 0;
+  slot->done = true;
+  slot->result = std::move(result);
+  slot->job.reset();
+  if (remember)
+    slot->expires = Clock::now() + options_.error_ttl;
+  else
+    slots_.erase(it);
+  slot->cv.notify_all();
+  if (remember && ++negatives_ >= kNegativeSweep)
+    sweep_negatives();
+}
+
+void ChunkStore::sweep_negatives() {
+  auto now = Clock::now();
+  negatives_ = 0;
+  for (auto it = slots_.begin(); it != slots_.end();) {
+    if (it->second->done && it->second->expires <= now) {
+      it = slots_.erase(it);
+    } else {
+      negatives_ += it->second->done ? 1 : 0;
+      ++it;
+    }
+  }
+}
+
+repo::Result<std::optional<repo::PackedBlob>> ChunkStore::lookup(const repo::Id& id) const {
+  repo::BlobHandle handle{id, repo::BlobType::kData};
+  if (options_.index_lock == nullptr)
+    return repo_.lookup(handle);
+  std::shared_lock lock(*options_.index_lock);
+  return repo_.lookup(handle);
+}
+
+ChunkRef ChunkStore::zero_buffer(std::uint64_t size) {
+  std::scoped_lock lock(zero_mutex_);
+  if (!zero_chunk_ || zero_chunk_->size() != size)
+    zero_chunk_ = std::make_shared<const repo::Bytes>(size);
+  return zero_chunk_;
+}
+
+bool ChunkStore::try_reload(std::uint64_t seen_generation) {
+  if (!options_.reload_index)
+    return false;
+  std::scoped_lock lock(reload_mutex_);
+  if (reload_generation_ != seen_generation)
+    return true;  // another reader reloaded after this one started
+  auto now = Clock::now();
+  if (last_reload_ != Clock::time_point{} && now - last_reload_ < options_.reload_interval)
+    return false;
+  last_reload_ = now;
+  ++counters_->reloads;
+  auto r = options_.reload_index();
+  if (!r) {
+    repo::log::warn("reloading the index failed: " + r.error().message);
+    return false;
+  }
+  ++reload_generation_;
+  return true;
+}
+
+void ChunkStore::worker() {
+  for (;;) {
+    std::shared_ptr<Job> job;
+    unsigned* busy = nullptr;  // the limited class the job counts in, if any
+    {
+      std::unique_lock lock(mutex_);
+      work_cv_.wait(lock, [&] { return stop_ || (job = next_job()) != nullptr; });
+      if (stop_)
+        return;
+      job->taken = true;
+      busy = job->loaded ? &busy_decode_ : job->urgent ? nullptr : &busy_low_;
+      if (busy != nullptr)
+        ++*busy;
+    }
+    run(*job);
+    {
+      std::scoped_lock lock(mutex_);
+      if (busy != nullptr)
+        --*busy;
+      if (job->budgeted)
+        prefetch_in_flight_ -= job->bytes;
+    }
+    work_cv_.notify_all();
+  }
+}
+
+std::shared_ptr<ChunkStore::Job> ChunkStore::next_job() {
+  // Demand reads first (their IO overlaps everything else), then decodes (at most one per
+  // core, so the chunk a reader waits for is not starved by a crowd of prefetched ones),
+  // then prefetch reads (leaving threads free for demand).
+  for (auto* queue : {&urgent_queue_, &decode_queue_, &low_queue_}) {
+    while (!queue->empty() && queue->front()->taken) queue->pop_front();
+  }
+  std::deque<std::shared_ptr<Job>>* from = nullptr;
+  if (!urgent_queue_.empty())
+    from = &urgent_queue_;
+  else if (!decode_queue_.empty() && busy_decode_ < max_decode_)
+    from = &decode_queue_;
+  else if (!low_queue_.empty() && busy_low_ < max_low_)
+    from = &low_queue_;
+  if (from == nullptr)
+    return nullptr;
+  std::shared_ptr<Job> job = std::move(from->front());
+  from->pop_front();
+  return job;
+}
+
+void ChunkStore::run(Job& job) {
+  if (job.loaded) {
+    decode(job);
+    return;
+  }
+  std::vector<repo::PackedBlob> todo;
+  for (const repo::PackedBlob& b : job.blobs) {
+    if (job.skip_disk || !try_disk(b))
+      todo.push_back(b);
+  }
+  Clock::time_point deadline{Clock::duration(job.deadline.load())};
+  for (const PackRange& range : plan_ranges(std::move(todo), options_.max_gap, options_.max_read))
+    fetch(range, deadline);
+}
+
+bool ChunkStore::try_disk(const repo::PackedBlob& blob) {
+  if (!disk_)
+    return false;
+  std::optional<repo::Bytes> sealed = disk_->load(blob.id);
+  if (!sealed)
+    return false;
+  auto bytes = std::make_shared<const repo::Bytes>(std::move(*sealed));
+  queue_decode(blob, std::move(bytes), blob.offset, true);
+  return true;
+}
+
+void ChunkStore::fetch(const PackRange& range, Clock::time_point deadline) {
+  ++counters_->fetches;
+  auto data = load_range(repo_.backend(), range, deadline, load_counters_);
+  if (!data) {
+    for (const repo::PackedBlob& b : range.blobs)
+      complete(b.id, repo::fail(data.error().with_context("blob " + b.id.short_hex())));
+    return;
+  }
+  auto loaded = std::make_shared<const repo::Bytes>(std::move(*data));
+  for (const repo::PackedBlob& b : range.blobs) queue_decode(b, loaded, range.offset, false);
+}
+
+void ChunkStore::queue_decode(const repo::PackedBlob& blob,
+                              std::shared_ptr<const repo::Bytes> loaded,
+                              std::uint64_t loaded_offset, bool from_disk) {
+  auto job = std::make_shared<Job>();
+  job->blobs = {blob};
+  job->loaded = std::move(loaded);
+  job->loaded_offset = loaded_offset;
+  job->from_disk = from_disk;
+  std::scoped_lock lock(mutex_);
+  auto it = slots_.find(blob.id);
+  if (it != slots_.end() && !it->second->done) {
+    it->second->job = job;
+    job->urgent = it->second->demanded;
+  }
+  if (job->urgent)
+    decode_queue_.push_front(std::move(job));
+  else
+    decode_queue_.push_back(std::move(job));
+  work_cv_.notify_one();
+}
+
+void ChunkStore::decode(const Job& job) {
+  const repo::PackedBlob& b = job.blobs.front();
+  repo::ByteSpan sealed(job.loaded->data() + (b.offset - job.loaded_offset), b.length);
+  auto plain = repo_.decode_blob(b, sealed);
+  if (!plain && job.from_disk) {
+    ++counters_->disk_rejected;
+    repo::log::warn("chunk cache: dropping a bad file: " + plain.error().message);
+    disk_->remove(b.id);
+    refetch(b);
+    return;
+  }
+  if (!plain) {
+    ++counters_->corrupt;
+    complete(b.id, repo::fail(plain.error()));
+    return;
+  }
+  ++(job.from_disk ? counters_->disk_hits : counters_->blobs_fetched);
+  complete(b.id, std::make_shared<const repo::Bytes>(std::move(*plain)));
+  if (disk_ && !job.from_disk)
+    disk_->store(b.id, sealed);
+}
+
+void ChunkStore::refetch(const repo::PackedBlob& blob) {
+  auto job = std::make_shared<Job>();
+  job->blobs = {blob};
+  job->bytes = blob.length;
+  job->skip_disk = true;
+  job->deadline = (Clock::now() + options_.deadline).time_since_epoch().count();
+  std::scoped_lock lock(mutex_);
+  auto it = slots_.find(blob.id);
+  if (it != slots_.end() && !it->second->done) {
+    it->second->job = job;
+    job->urgent = it->second->demanded;
+  }
+  (job->urgent ? urgent_queue_ : low_queue_).push_back(std::move(job));
+  work_cv_.notify_one();
+}
+
+ChunkStats ChunkStore::stats() const {
+  const Counters& c = *counters_;
+  ChunkStats s;
+  s.gets = c.gets;
+  s.ram_hits = c.ram_hits;
+  s.zero_hits = c.zero_hits;
+  s.disk_hits = c.disk_hits;
+  s.disk_rejected = c.disk_rejected;
+  s.fetches = c.fetches;
+  s.backend_loads = load_counters_.calls;
+  s.retries = load_counters_.retries;
+  s.bytes_fetched = load_counters_.bytes;
+  s.blobs_fetched = c.blobs_fetched;
+  s.corrupt = c.corrupt;
+  s.prefetch_dropped = c.prefetch_dropped;
+  s.reloads = c.reloads;
+  s.ram_bytes = ram_.bytes();
+  s.disk_bytes = disk_ ? disk_->bytes() : 0;
+  return s;
+}
+
+}  // namespace coffer::fs
