@@ -9,9 +9,10 @@
 // File contents: every needed data blob is grouped by pack; a pool of worker threads reads
 // ranges of adjacent needed blobs (at most kMaxRangeBytes per read) with one backend load,
 // decodes each blob once and pwrite()s it at every offset of every file that uses it.
-// Files are sized with ftruncate first and all-zero blobs are not written, so sparse files
-// restore sparse. Metadata follows the contents: lchown (numeric), chmod (not symlinks),
-// xattrs, then atime/mtime; directories last, deepest first, so their mtimes stick.
+// All-zero blobs are not written and the final size is set with ftruncate, so sparse files
+// restore sparse. Metadata follows the contents, applied by the worker that wrote a file's
+// last blob: size, chown (numeric), chmod (not symlinks), xattrs, then atime/mtime;
+// directories last, deepest first, so their mtimes stick.
 //
 // Resume and restoring over an old copy: a regular file already at a target path is read
 // and compared chunk by chunk (SHA-256) with the snapshot. If all chunks and the size agree,

@@ -40,6 +40,8 @@ class FdCache {
     if (file == file_)
       drop();
   }
+  // The cached descriptor of `file`, or -1.
+  [[nodiscard]] int peek(std::uint32_t file) const { return file == file_ ? fd_.get() : -1; }
 
  private:
   Restorer& restorer_;  // outlives the cache
@@ -112,9 +114,11 @@ void Restorer::check_existing_file(std::uint32_t file) {
   if (!chunks_of(f.node, chunks))
     return;  // fails later, in add_placements
   auto existing = compare_existing(f.path, chunks, f.node.links > 1);
-  if (!existing || !*existing)
-    return;  // unreadable or absent: create anew
-  if ((*existing)->all_match() && (*existing)->size == f.node.size) {
+  if (!existing || existing->state != ExistingFile::State::kRegular) {
+    st.absent = existing && existing->state == ExistingFile::State::kAbsent;
+    return;  // create anew
+  }
+  if (existing->all_match() && existing->size == f.node.size) {
     st.skip = true;
     return;
   }
@@ -122,7 +126,7 @@ void Restorer::check_existing_file(std::uint32_t file) {
     return;
   st.in_place = true;
   st.created.store(true, std::memory_order_relaxed);
-  keep_[file] = std::move((*existing)->matches);
+  keep_[file] = std::move(existing->matches);
 }
 
 // Records where each blob of `file` goes, or fails the file if a blob is not indexed.
@@ -194,7 +198,7 @@ Result<void> Restorer::restore_contents() {
   return parallel_for(plain + jobs_.size(), workers_, [&](std::size_t i) -> Result<void> {
     COFFER_TRY(check_cancel());
     if (i < plain) {
-      finish_file(plain_files_[i]);
+      finish_file(plain_files_[i], -1);
       return {};
     }
     return run_pack_job(jobs_[i - plain]);
@@ -257,8 +261,8 @@ void Restorer::place(const Placement& p, ByteSpan plain, bool zero, FdCache& cac
   }
   progress_.bytes_done.fetch_add(plain.size(), std::memory_order_relaxed);
   if (st.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    finish_file(p.file, cache.peek(p.file));
     cache.drop(p.file);
-    finish_file(p.file);
   }
 }
 
@@ -267,7 +271,7 @@ void Restorer::fail_placements(const NeededBlob& nb, const std::string& message)
     fail_file(p.file, plan_.files[p.file].path + ": " + message);
     FileState& st = states_[p.file];
     if (st.remaining.fetch_sub(1, std::memory_order_acq_rel) == 1)
-      finish_file(p.file);
+      finish_file(p.file, -1);
   }
 }
 
@@ -277,7 +281,7 @@ Result<UniqueFd> Restorer::open_file(std::uint32_t file) {
   if (!st.created.load(std::memory_order_acquire)) {
     std::scoped_lock lock(stripes_[file % kStripes]);
     if (!st.created.load(std::memory_order_relaxed)) {
-      COFFER_ASSIGN_OR_RETURN(UniqueFd fd, create_file(f.path, f.node.size));
+      COFFER_ASSIGN_OR_RETURN(UniqueFd fd, create_file(f.path, st.absent));
       st.created.store(true, std::memory_order_release);
       return fd;
     }
@@ -290,23 +294,33 @@ void Restorer::fail_file(std::uint32_t file, const std::string& message) {
     report(message);
 }
 
-// Called once per file when nothing is outstanding: creates content-less files, applies
-// metadata, or removes a failed file so that it never looks complete.
-void Restorer::finish_file(std::uint32_t file) {
+// Called once per file when nothing is outstanding, with the finishing worker's descriptor
+// of it (or -1): creates content-less files, sets size and metadata, or removes a failed
+// file so that it never looks complete.
+void Restorer::finish_file(std::uint32_t file, int fd) {
   FileState& st = states_[file];
   const PlannedFile& f = plan_.files[file];
+  UniqueFd own;
   if (!st.failed.load() && !st.skip && !st.created.load()) {
-    auto fd = create_file(f.path, f.node.size);
-    if (!fd)
-      fail_file(file, fd.error().message);
+    auto made = create_file(f.path, st.absent);
+    if (made)
+      own = std::move(*made);
+    else
+      fail_file(file, made.error().message);
   }
   if (st.failed.load()) {
     remove_path(f.path);
     return;
   }
+  if (fd < 0 && !own.valid())
+    own = open_for_metadata(f.path, !st.skip);
+  if (fd < 0)
+    fd = own.get();
   if (st.skip)
     progress_.bytes_done.fetch_add(f.node.size, std::memory_order_relaxed);
-  for (const std::string& e : apply_metadata(f.path, f.node)) report(e);
+  for (const std::string& e :
+       fd >= 0 ? finalize_file(fd, f.path, f.node) : apply_metadata(f.path, f.node))
+    report(e);
   st.ok.store(true, std::memory_order_release);
   progress_.files_done.fetch_add(1, std::memory_order_relaxed);
 }

@@ -54,8 +54,10 @@ struct FileState {
   std::atomic<bool> created{false};         // created and sized in this run
   std::atomic<bool> failed{false};
   std::atomic<bool> ok{false};  // complete, metadata applied
-  bool skip = false;            // resume: already complete in the target
-  bool in_place = false;        // resume: an existing file is updated chunk by chunk
+  // Set by check_existing() before the content phase, read-only afterwards:
+  bool skip = false;      // resume: already complete in the target
+  bool in_place = false;  // resume: an existing file is updated chunk by chunk
+  bool absent = false;    // nothing was at the path: create it exclusively
 };
 
 struct Progress {
@@ -103,7 +105,7 @@ class Restorer {
   void process_blob(const NeededBlob& nb, ByteSpan encrypted, FdCache& cache);
   void place(const Placement& p, ByteSpan plain, bool zero, FdCache& cache);
   void fail_placements(const NeededBlob& nb, const std::string& message);
-  void finish_file(std::uint32_t file);
+  void finish_file(std::uint32_t file, int fd);
 
   static constexpr std::size_t kStripes = 64;
 

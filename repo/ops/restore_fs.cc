@@ -79,7 +79,9 @@ Result<void> hash_chunks(int fd, const std::string& path, const std::vector<Chun
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   std::uint32_t largest = 0;
   for (const Chunk& c : chunks) largest = std::max(largest, c.size);
-  Bytes buf(largest);
+  thread_local Bytes buf;  // reused across files: no fresh pages per file
+  if (buf.size() < largest)
+    buf.resize(largest);
   std::uint64_t offset = 0;
   for (std::size_t i = 0; i < chunks.size(); ++i) {
     bool match = false;
@@ -139,7 +141,15 @@ Result<void> make_dir(const std::string& path) {
   return {};
 }
 
-Result<UniqueFd> create_file(const std::string& path, std::uint64_t size) {
+Result<UniqueFd> create_file(const std::string& path, bool absent) {
+  if (absent) {
+    UniqueFd fd(::open(path.c_str(), kWriteFlags | O_CREAT | O_EXCL, 0600));
+    if (fd.valid() || errno != EEXIST) {
+      if (!fd.valid())
+        return fail(errno_error(path, "create"));
+      return fd;
+    }
+  }
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_nlink > 1)) {
     COFFER_TRY(clear_path(path));  // never write through a link or into a device
@@ -151,9 +161,6 @@ Result<UniqueFd> create_file(const std::string& path, std::uint64_t size) {
   }
   if (!fd.valid())
     return fail(errno_error(path, "create"));
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
-    return fail(errno_error(path, "truncate"));
-  }
   return fd;
 }
 
@@ -251,27 +258,57 @@ std::vector<std::string> apply_metadata(const std::string& path, const Node& nod
   return errs;
 }
 
+UniqueFd open_for_metadata(const std::string& path, bool writable) {
+  const int access = writable ? O_WRONLY : O_RDONLY;
+  return UniqueFd(::open(path.c_str(), access | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+}
+
+std::vector<std::string> finalize_file(int fd, const std::string& path, const Node& node) {
+  std::vector<std::string> errs;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    return {errno_text(path, "stat")};
+  if (static_cast<std::uint64_t>(st.st_size) != node.size &&
+      ::ftruncate(fd, static_cast<off_t>(node.size)) != 0) {
+    errs.push_back(errno_text(path, "truncate"));
+  }
+  const bool chown_needed = st.st_uid != node.uid || st.st_gid != node.gid;
+  if (chown_needed && ::fchown(fd, node.uid, node.gid) != 0 &&
+      !(errno == EPERM && ::geteuid() != 0))
+    errs.push_back(errno_text(path, "chown"));
+  const std::uint32_t mode = node.unix_mode() & 07777;
+  if ((chown_needed || (st.st_mode & 07777) != mode) && ::fchmod(fd, mode) != 0)
+    errs.push_back(errno_text(path, "chmod"));
+  for (const ExtendedAttribute& x : node.xattrs) {
+    if (::fsetxattr(fd, x.name.c_str(), x.value.data(), x.value.size(), 0) != 0)
+      errs.push_back(errno_text(path, ("setting xattr " + x.name).c_str()));
+  }
+  const timespec times[2] = {to_timespec(node.atime), to_timespec(node.mtime)};
+  if (::futimens(fd, times) != 0)
+    errs.push_back(errno_text(path, "setting times"));
+  return errs;
+}
+
 bool ExistingFile::all_match() const {
   return std::all_of(matches.begin(), matches.end(), [](bool m) { return m; });
 }
 
-Result<std::optional<ExistingFile>> compare_existing(const std::string& path,
-                                                     const std::vector<Chunk>& chunks,
-                                                     bool allow_links) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-    return std::nullopt;
-  UniqueFd fd = open_for_reading(path);
-  if (!fd.valid()) {
-    if (errno == ENOENT || errno == ELOOP || errno == EACCES)
-      return std::nullopt;
-    return fail(errno_error(path, "open"));
-  }
-  if (::fstat(fd.get(), &st) != 0)
-    return fail(errno_error(path, "stat"));
-  if (!S_ISREG(st.st_mode) || (st.st_nlink > 1 && !allow_links))
-    return std::nullopt;
+Result<ExistingFile> compare_existing(const std::string& path, const std::vector<Chunk>& chunks,
+                                      bool allow_links) {
   ExistingFile out;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT)
+      return out;
+    return fail(errno_error(path, "lstat"));
+  }
+  out.state = ExistingFile::State::kOther;
+  if (!S_ISREG(st.st_mode) || (st.st_nlink > 1 && !allow_links))
+    return out;
+  UniqueFd fd = open_for_reading(path);
+  if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+    return out;  // unreadable or replaced meanwhile: treat as something in the way
+  out.state = ExistingFile::State::kRegular;
   out.size = static_cast<std::uint64_t>(st.st_size);
   out.matches.assign(chunks.size(), false);
   COFFER_TRY(hash_chunks(fd.get(), path, chunks, out.size, [&](std::size_t i, bool match) {

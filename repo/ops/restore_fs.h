@@ -55,9 +55,12 @@ Result<void> make_dirs(const std::string& path);
 // way is removed first. Errors: kIo.
 Result<void> make_dir(const std::string& path);
 
-// Creates (or truncates) regular file `path` with mode 0600 and sets its size to `size`
-// (a sparse file). A symlink or special file in the way is replaced. Errors: kIo.
-Result<UniqueFd> create_file(const std::string& path, std::uint64_t size);
+// Creates (or truncates to empty) regular file `path` with mode 0600; the caller writes the
+// contents and finalize_file() sets the final size (so unwritten ranges are holes). A symlink
+// or special file in the way is replaced. `absent` says the path was seen not to exist, which
+// allows a faster exclusive create (falling back to the careful path if it exists after all).
+// Errors: kIo.
+Result<UniqueFd> create_file(const std::string& path, bool absent);
 // Opens existing regular file `path` for writing. Errors: kIo.
 Result<UniqueFd> open_for_write(const std::string& path);
 // Writes all of `data` at `offset`. Errors: kIo naming `path`.
@@ -78,25 +81,32 @@ void remove_path(const std::string& path);
 // symlinks), xattrs, then atime and mtime. Returns one message per failed step (empty when
 // all succeeded); later steps are attempted after a failure.
 std::vector<std::string> apply_metadata(const std::string& path, const Node& node);
+// The same for a regular file open as `fd` (no path look-ups), first setting its size to
+// node.size; ownership and mode are only changed when they differ. `path` is for messages.
+std::vector<std::string> finalize_file(int fd, const std::string& path, const Node& node);
+// Opens `path` (not following a symlink; for writing when `writable`, needed to fix the
+// size) to apply metadata through the descriptor; invalid when it cannot be opened.
+UniqueFd open_for_metadata(const std::string& path, bool writable);
 
 struct Chunk {
   Id id;
   std::uint32_t size = 0;
 };
 
-// What an existing target file holds: its size and, per chunk, whether the bytes at the
-// chunk's offset have the chunk's SHA-256 (chunks past the end never match).
+// What is at a target path: nothing, something that is not a usable regular file (a
+// directory, symlink, device, or, unless `allow_links`, a file with other hard links), or a
+// regular file of `size` bytes whose chunks match the snapshot where `matches` is true
+// (chunks past the end never match).
 struct ExistingFile {
+  enum class State { kAbsent, kOther, kRegular };
+  State state = State::kAbsent;
   std::uint64_t size = 0;
   std::vector<bool> matches;
   [[nodiscard]] bool all_match() const;
 };
-// Compares regular file `path` with `chunks`. std::nullopt when nothing usable is there: no
-// file, not a regular file, or (unless `allow_links`) a file with other hard links.
-// Errors: kIo.
-Result<std::optional<ExistingFile>> compare_existing(const std::string& path,
-                                                     const std::vector<Chunk>& chunks,
-                                                     bool allow_links);
+// Looks at `path` and, for a usable regular file, hashes it chunk by chunk. Errors: kIo.
+Result<ExistingFile> compare_existing(const std::string& path, const std::vector<Chunk>& chunks,
+                                      bool allow_links);
 // Prepares an existing regular file for an in-place update: its mtime becomes "now" (so it
 // cannot look complete until the restore sets it) and its size `size`. Errors: kIo.
 Result<void> prepare_in_place(const std::string& path, std::uint64_t size);

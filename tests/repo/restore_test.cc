@@ -249,10 +249,24 @@ TEST_CASE("restore_fs helpers replace what is in the way and keep holes", "[rest
   TempDir tmp;
   const std::string p = tmp.path() + "/f";
   REQUIRE(::symlink("/etc/passwd", p.c_str()) == 0);
-  auto fd = create_file(p, 1 << 20);  // must replace the symlink, not follow it
+  auto fd = create_file(p, /*absent=*/true);  // must replace the symlink, not follow it
   REQUIRE(fd);
   CHECK_FALSE(fs::is_symlink(p));
   REQUIRE(write_at(fd->get(), as_bytes("abc"), 5000, p));
+  Node file;
+  file.size = 1 << 20;
+  file.mode = 0640;
+  file.mtime = GoTime{1234567890, 5, 0};
+  file.uid = ::geteuid();
+  file.gid = ::getegid();
+  CHECK(finalize_file(fd->get(), p, file).empty());
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  CHECK(st.st_size == (1 << 20));
+  CHECK((st.st_mode & 07777) == 0640);
+  CHECK(st.st_mtim.tv_sec == 1234567890);
+  CHECK(st.st_mtim.tv_nsec == 5);
+  CHECK(read_file(p).substr(4999, 5) == std::string("\0abc\0", 5));
   REQUIRE(zero_range(fd->get(), 0, 1 << 20, p));
   std::string data = read_file(p);
   CHECK(data.size() == (1U << 20));
