@@ -22,7 +22,9 @@ int b64_value(char c) {
   return -1;
 }
 
-int hex_value(char c) {
+}  // namespace
+
+int hex_digit_value(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
   if (c >= 'a' && c <= 'f')
@@ -31,8 +33,6 @@ int hex_value(char c) {
     return c - 'A' + 10;
   return -1;
 }
-
-}  // namespace
 
 std::string base64_encode(ByteSpan data) {
   std::string out;
@@ -97,8 +97,8 @@ bool hex_decode(std::string_view text, Bytes& out) {
     return false;
   out.reserve(text.size() / 2);
   for (std::size_t i = 0; i < text.size(); i += 2) {
-    int hi = hex_value(text[i]);
-    int lo = hex_value(text[i + 1]);
+    int hi = hex_digit_value(text[i]);
+    int lo = hex_digit_value(text[i + 1]);
     if (hi < 0 || lo < 0)
       return false;
     out.push_back(static_cast<std::byte>(hi * 16 + lo));

@@ -49,6 +49,9 @@ std::string base64_encode(ByteSpan data);
 // Decodes standard base64 (padding optional); returns false on invalid input.
 bool base64_decode(std::string_view text, Bytes& out);
 
+// Value of one hex digit (either case), or -1.
+int hex_digit_value(char c);
+
 // Lowercase hex of `data`.
 std::string hex_encode(ByteSpan data);
 // Decodes hex (either case); returns false on odd length or a non-hex digit.

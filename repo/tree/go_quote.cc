@@ -153,16 +153,6 @@ void append_escaped_rune(std::string& out, char32_t r) {
   }
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 bool valid_rune(char32_t r) { return r <= 0x10FFFF && (r < 0xD800 || r > 0xDFFF); }
 
 Error bad_quote(std::string_view quoted, std::string_view why) {
@@ -177,7 +167,7 @@ Result<void> unescape_hex(std::string_view s, char kind, std::size_t& i, std::st
     return fail(bad_quote(s, "short escape"));
   char32_t v = 0;
   for (std::size_t j = 0; j < n; ++j) {
-    int h = hex_digit(s[i + j]);
+    int h = hex_digit_value(s[i + j]);
     if (h < 0)
       return fail(bad_quote(s, "bad hex digit in escape"));
     v = (v << 4) | static_cast<char32_t>(h);
