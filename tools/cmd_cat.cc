@@ -19,19 +19,6 @@ struct CatOptions {
   repo::SnapshotFilter filter;
 };
 
-repo::Result<void> write_stdout(repo::ByteSpan data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(STDOUT_FILENO, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return repo::fail(Errc::kIo, "writing to standard output failed");
-    done += static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
 repo::Result<void> print_indented(std::string_view json_text) {
   auto j = nlohmann::ordered_json::parse(json_text, nullptr, false);
   if (j.is_discarded())

@@ -14,19 +14,6 @@ struct DumpCmdOptions {
   std::string path;
 };
 
-repo::Result<void> write_fd(int fd, repo::ByteSpan data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return repo::fail(repo::Errc::kIo, "writing to standard output failed");
-    done += static_cast<std::size_t>(n);
-  }
-  return {};
-}
-
 repo::Result<int> run(const GlobalOptions& g, const DumpCmdOptions& o) {
   COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g));
   COFFER_ASSIGN_OR_RETURN(auto entry, repo::find_snapshot(*r, o.snapshot, o.filter));
@@ -34,7 +21,7 @@ repo::Result<int> run(const GlobalOptions& g, const DumpCmdOptions& o) {
                           repo::find_node(*r, repo::root_node(entry.snapshot), o.path));
   repo::DumpOptions options;
   options.cancel = &interrupted();
-  auto sink = [](repo::ByteSpan b) { return write_fd(STDOUT_FILENO, b); };
+  auto sink = [](repo::ByteSpan b) { return write_stdout(b); };
   std::string path = o.path;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
   if (path.empty() || path[0] != '/')

@@ -1,6 +1,7 @@
 #include "tools/global.h"
 
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -146,6 +147,20 @@ repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, 
   if (load_index)
     COFFER_TRY(r.repo->load_index());
   return r;
+}
+
+repo::Result<void> write_stdout(repo::ByteSpan data) {
+  std::fflush(stdout);
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(STDOUT_FILENO, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return repo::fail(Errc::kIo, "writing to standard output failed");
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
 }
 
 void out_line(std::string_view line) {

@@ -69,6 +69,9 @@ struct Command {
   std::function<repo::Result<int>()> run;
 };
 
+// Writes raw bytes to standard output (retrying short writes). Errors: kIo.
+repo::Result<void> write_stdout(repo::ByteSpan data);
+
 // Prints one line to stdout (adds the newline).
 void out_line(std::string_view line);
 
