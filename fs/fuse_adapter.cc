@@ -17,13 +17,13 @@
 namespace coffer::fs {
 namespace {
 
-using DirPtr = std::shared_ptr<DirHandle>;
-using FilePtr = std::shared_ptr<FileHandle>;
+FuseContext& context_of(fuse_req_t req) {
+  return *static_cast<FuseContext*>(fuse_req_userdata(req));
+}
+SnapshotFs& fs_of(fuse_req_t req) { return context_of(req).fs; }
 
-SnapshotFs& fs_of(fuse_req_t req) { return *static_cast<SnapshotFs*>(fuse_req_userdata(req)); }
-
-DirPtr& dir_of(const fuse_file_info* fi) { return *reinterpret_cast<DirPtr*>(fi->fh); }
-FilePtr& file_of(const fuse_file_info* fi) { return *reinterpret_cast<FilePtr*>(fi->fh); }
+DirHandle& dir_of(const fuse_file_info* fi) { return HandleSet<DirHandle>::get(fi->fh); }
+FileHandle& file_of(const fuse_file_info* fi) { return HandleSet<FileHandle>::get(fi->fh); }
 
 void reply_error(fuse_req_t req, const repo::Error& e) {
   int err = errno_for(e.code);
@@ -119,10 +119,10 @@ void on_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
       fi->cache_readdir = 1;
       fi->keep_cache = 1;
     }
-    auto handle = std::make_unique<DirPtr>(std::move(*r));
-    fi->fh = reinterpret_cast<uint64_t>(handle.get());
-    if (fuse_reply_open(req, fi) == 0)
-      handle.release();  // owned by fi->fh until releasedir
+    auto& dirs = context_of(req).dirs;
+    fi->fh = dirs.add(std::move(*r));
+    if (fuse_reply_open(req, fi) != 0)
+      dirs.remove(fi->fh);  // the kernel never saw it
   });
 }
 
@@ -132,7 +132,7 @@ void on_readdir(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
     std::vector<char> buf(size);
     size_t used = 0;
     auto r =
-        fs_of(req).readdir(*dir_of(fi), static_cast<std::uint64_t>(off), [&](const DirEntry& e) {
+        fs_of(req).readdir(dir_of(fi), static_cast<std::uint64_t>(off), [&](const DirEntry& e) {
           struct stat st {};
           st.st_ino = e.ino;
           st.st_mode = e.mode;
@@ -163,7 +163,7 @@ void on_readdirplus(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
       used += need;
       return true;
     };
-    auto r = fs_of(req).readdirplus(*dir_of(fi), static_cast<std::uint64_t>(off), add);
+    auto r = fs_of(req).readdirplus(dir_of(fi), static_cast<std::uint64_t>(off), add);
     if (!r)
       return reply_error(req, r.error());
     fuse_reply_buf(req, buf.data(), used);
@@ -171,7 +171,7 @@ void on_readdirplus(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
 }
 
 void on_releasedir(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) noexcept {
-  delete reinterpret_cast<DirPtr*>(fi->fh);
+  context_of(req).dirs.remove(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -184,10 +184,10 @@ void on_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
       return reply_error(req, r.error());
     fi->keep_cache = 1;
     fi->noflush = 1;
-    auto handle = std::make_unique<FilePtr>(std::move(*r));
-    fi->fh = reinterpret_cast<uint64_t>(handle.get());
-    if (fuse_reply_open(req, fi) == 0)
-      handle.release();  // owned by fi->fh until release
+    auto& files = context_of(req).files;
+    fi->fh = files.add(std::move(*r));
+    if (fuse_reply_open(req, fi) != 0)
+      files.remove(fi->fh);  // the kernel never saw it
   });
 }
 
@@ -195,7 +195,7 @@ void on_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
              fuse_file_info* fi) noexcept {
   guarded(req, [&] {
     repo::Bytes out;
-    auto r = fs_of(req).read(*file_of(fi), static_cast<std::uint64_t>(off), size, out);
+    auto r = fs_of(req).read(file_of(fi), static_cast<std::uint64_t>(off), size, out);
     if (!r)
       return reply_error(req, r.error());  // never a short or padded buffer
     fuse_reply_buf(req, reinterpret_cast<const char*>(out.data()), out.size());
@@ -203,7 +203,7 @@ void on_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
 }
 
 void on_release(fuse_req_t req, fuse_ino_t /*ino*/, fuse_file_info* fi) noexcept {
-  delete reinterpret_cast<FilePtr*>(fi->fh);
+  context_of(req).files.remove(fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -212,7 +212,7 @@ void on_lseek(fuse_req_t req, fuse_ino_t /*ino*/, off_t off, int whence,
   guarded(req, [&] {
     if (off < 0)
       return static_cast<void>(fuse_reply_err(req, ENXIO));
-    auto r = fs_of(req).lseek(*file_of(fi), static_cast<std::uint64_t>(off), whence);
+    auto r = fs_of(req).lseek(file_of(fi), static_cast<std::uint64_t>(off), whence);
     if (!r)
       return reply_error(req, r.error());
     if (!*r)

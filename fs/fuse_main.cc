@@ -145,7 +145,7 @@ class Session {
     fuse_session_destroy(se_);
   }
 
-  Result<void> mount(const MountConfig& c, const std::string& mountpoint, SnapshotFs* fs) {
+  Result<void> mount(const MountConfig& c, const std::string& mountpoint, FuseContext* context) {
     fuse_set_log_func(capture_fuse_log);
     std::string opts = "ro,default_permissions,subtype=coffer,fsname=" + escape_option(c.fsname);
     if (c.allow_other)
@@ -153,7 +153,7 @@ class Session {
     std::string prog = "coffer", dash_o = "-o";
     char* argv[] = {prog.data(), dash_o.data(), opts.data(), nullptr};
     fuse_args args = FUSE_ARGS_INIT(3, argv);
-    se_ = fuse_session_new(&args, &fuse_operations(), sizeof(fuse_lowlevel_ops), fs);
+    se_ = fuse_session_new(&args, &fuse_operations(), sizeof(fuse_lowlevel_ops), context);
     fuse_opt_free_args(&args);  // libfuse may have copied argv while parsing
     if (se_ == nullptr)
       return repo::fail(Errc::kIo, "creating the FUSE session failed: " + fuse_error());
@@ -263,8 +263,9 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
   if (c.take_lock) {
     COFFER_ASSIGN_OR_RETURN(lock, c.take_lock(*repository));
   }
+  FuseContext context(*fs);  // outlives the session: handles left open are freed after it
   Session session;
-  COFFER_TRY(session.mount(c, mountpoint, fs.get()));
+  COFFER_TRY(session.mount(c, mountpoint, &context));
   raise_readahead(mountpoint);
   if (notifier != nullptr) {
     notifier->ready();
