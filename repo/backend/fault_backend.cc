@@ -64,8 +64,24 @@ Result<void> FaultBackend::list(FileKind kind,
   return inner_->list(kind, fn);
 }
 
+void FaultBackend::fail_saves(FileKind kind, int pass, int count, bool retryable) {
+  std::scoped_lock lock(mutex_);
+  save_fault_ = SaveFault{kind, pass, count, retryable};
+}
+
 Result<void> FaultBackend::save(const Handle& h, ByteSpan data) {
   delay();
+  {
+    std::scoped_lock lock(mutex_);
+    if (save_fault_ && save_fault_->kind == h.kind) {
+      if (save_fault_->pass > 0) {
+        --save_fault_->pass;
+      } else if (save_fault_->count > 0) {
+        --save_fault_->count;
+        return fail(Errc::kIo, h.path() + ": injected save failure", save_fault_->retryable);
+      }
+    }
+  }
   return inner_->save(h, data);
 }
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include "repo/backend/backend.h"
@@ -28,6 +29,9 @@ class FaultBackend final : public WriteBackend {
   void clear_broken();
   // Loads of this file return data with one byte flipped at file offset `at`.
   void corrupt_byte(const Handle& h, std::uint64_t at);
+  // Saves of files of `kind`: the next `pass` calls go through, then `count` calls fail
+  // with kIo (retryable or not) without storing anything.
+  void fail_saves(FileKind kind, int pass, int count, bool retryable);
   // Number of load() calls made so far.
   [[nodiscard]] std::uint64_t load_calls() const { return load_calls_; }
 
@@ -47,9 +51,15 @@ class FaultBackend final : public WriteBackend {
   std::atomic<long> latency_ms_{0};
   std::atomic<int> failing_loads_{0};
   std::atomic<std::uint64_t> load_calls_{0};
-  std::mutex mutex_;  // guards broken_, corrupt_
+  std::mutex mutex_;  // guards broken_, corrupt_, save_fault_
   std::set<std::pair<FileKind, std::string>> broken_;
   std::set<std::tuple<FileKind, std::string, std::uint64_t>> corrupt_;
+  struct SaveFault {
+    FileKind kind = FileKind::kPack;
+    int pass = 0, count = 0;
+    bool retryable = false;
+  };
+  std::optional<SaveFault> save_fault_;
 };
 
 }  // namespace coffer::repo
