@@ -1,6 +1,10 @@
 #include "repo/crypto/key_file.h"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/crypto.h>
+
+#include "repo/tree/node.h"  // go_json_string: restic's key files are Go-escaped JSON
 
 namespace coffer::repo {
 namespace {
@@ -81,6 +85,37 @@ Result<MasterKey> parse_master_key(std::string_view text) {
 std::string serialize_master_key(const MasterKey& key) {
   return "{\"mac\":{\"k\":\"" + base64_encode(key.mac_k) + "\",\"r\":\"" +
          base64_encode(key.mac_r) + "\"},\"encrypt\":\"" + base64_encode(key.encrypt) + "\"}";
+}
+
+Result<KeyFile> make_key_file(const MasterKey& master, std::string_view password,
+                              const KdfParams& kdf) {
+  KeyFile k;
+  k.kdf = "scrypt";
+  k.n = kdf.n;
+  k.r = kdf.r;
+  k.p = kdf.p;
+  k.salt.resize(64);
+  COFFER_TRY(random_bytes(k.salt));
+  auto dk = scrypt_derive(password, k.salt, k.n, k.r, k.p);
+  if (!dk)
+    return fail(dk.error().with_context("new key file"));
+  MasterKey user = key_from_derived(*dk);
+  OPENSSL_cleanse(dk->data(), dk->size());
+  std::string plain = serialize_master_key(master);
+  auto sealed = seal(user, as_bytes(plain));
+  OPENSSL_cleanse(plain.data(), plain.size());
+  if (!sealed)
+    return fail(sealed.error());
+  k.data = std::move(*sealed);
+  return k;
+}
+
+std::string serialize_key_file(const KeyFile& key) {
+  return fmt::format(
+      R"({{"created":{},"username":{},"hostname":{},"kdf":{},"N":{},"r":{},"p":{},"salt":"{}","data":"{}"}})",
+      go_json_string(key.created), go_json_string(key.username), go_json_string(key.hostname),
+      go_json_string(key.kdf), key.n, key.r, key.p, base64_encode(key.salt),
+      base64_encode(key.data));
 }
 
 }  // namespace coffer::repo

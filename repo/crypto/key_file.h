@@ -4,7 +4,7 @@
 //    "salt":"<base64 64 bytes>","data":"<base64 IV‖ct‖MAC of the master key JSON>"}
 //   master key JSON: {"mac":{"k":"<b64 16>","r":"<b64 16>"},"encrypt":"<b64 32>"}
 //
-// Thread contract: pure functions.
+// Thread contract: pure functions (make_key_file also reads the system RNG).
 #pragma once
 
 #include <string>
@@ -14,6 +14,13 @@
 #include "repo/crypto/crypto.h"
 
 namespace coffer::repo {
+
+// scrypt cost of new key files. restic calibrates these per machine (≈0.5 s, ≈60 MiB); we use
+// fixed values that restic accepts and that cost ≈32 MiB and a fraction of a second.
+struct KdfParams {
+  std::uint64_t n = 32768;
+  std::uint32_t r = 8, p = 1;
+};
 
 struct KeyFile {
   std::string created, username, hostname, kdf;
@@ -35,5 +42,15 @@ Result<MasterKey> parse_master_key(std::string_view json);
 
 // Serializes a master key as restic writes it.
 std::string serialize_master_key(const MasterKey& key);
+
+// Wraps `master` with `password`: a random 64-byte salt, scrypt with `kdf`, and the master-key
+// JSON sealed with the derived user key. created, username and hostname are left empty for the
+// caller. Errors: kInvalidArgument (bad scrypt parameters), kIo (the RNG failed).
+Result<KeyFile> make_key_file(const MasterKey& master, std::string_view password,
+                              const KdfParams& kdf);
+
+// Serializes `key` exactly as restic writes a key file: Go struct field order, Go JSON string
+// escaping, no trailing newline. The file's name is the SHA-256 of these bytes.
+std::string serialize_key_file(const KeyFile& key);
 
 }  // namespace coffer::repo

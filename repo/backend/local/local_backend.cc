@@ -189,8 +189,12 @@ Result<void> LocalBackend::create() {
   if (::stat((root_ + "/config").c_str(), &st) == 0) {
     return fail(Errc::kInvalidArgument, "a repository already exists at " + root_);
   }
-  std::vector<std::string> dirs = {root_,           root_ + "/data",  root_ + "/index",
-                                   root_ + "/keys", root_ + "/locks", root_ + "/snapshots"};
+  std::vector<std::string> dirs;
+  for (std::size_t slash = root_.find('/', 1); slash != std::string::npos;
+       slash = root_.find('/', slash + 1))
+    dirs.push_back(root_.substr(0, slash));  // missing parents too, as restic creates them
+  for (const char* sub : {"", "/data", "/index", "/keys", "/locks", "/snapshots"})
+    dirs.push_back(root_ + sub);
   for (int i = 0; i < 256; ++i) {
     static constexpr char kHex[] = "0123456789abcdef";
     dirs.push_back(root_ + "/data/" + kHex[i >> 4] + kHex[i & 15]);
