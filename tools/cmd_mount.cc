@@ -3,17 +3,32 @@
 //   coffer mount MOUNTPOINT [--daemon] [--allow-other] [--cache-mem SIZE] [--cache-size SIZE]
 //                [--refresh SECONDS] [--lock] [--threads N]
 //
+// This command resolves the settings (absolute paths, the cache directory, sizes) and the
+// password exactly as every command does, then execs the coffer-mount daemon that sits beside
+// this binary (fs/mount_main.cc; tools/ never links fs/), with the settings on its command line
+// and the password in a pipe whose read end it inherits: never in argv or the environment
+// (COFFER_PASSWORD*/RESTIC_PASSWORD* are dropped from its environment). The process keeps its
+// pid, so in foreground mode SIGINT/SIGTERM reach the FUSE loop directly; with --daemon the
+// same process waits for the mount and prints start-up errors.
+//
 // Exit codes: 0 after a clean unmount (or, with --daemon, once mounted); 1 for a bad mount
-// point (missing, not a directory, busy, a dead mount) or a failed mount; 10 no repository;
-// 11 locked (--lock); 12 wrong password.
+// point (missing, not a directory, busy, a dead mount), a failed mount or a missing
+// coffer-mount; 10 no repository; 11 locked (--lock); 12 wrong password.
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <vector>
 
+#include <fcntl.h>
+#include <string.h>  // explicit_bzero
 #include <unistd.h>
 
-#include "fs/fuse_main.h"
-#include "repo/lock.h"
+#include "repo/core/log.h"
+#include "repo/location.h"
 #include "tools/commands.h"
 
 namespace coffer::tools {
@@ -74,7 +89,7 @@ std::string absolute(const std::string& path) {
   return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
 }
 
-// The daemon changes to "/", so relative paths must be made absolute first.
+// coffer-mount's daemon changes to "/", so relative paths must be made absolute first.
 GlobalOptions with_absolute_paths(const GlobalOptions& g) {
   GlobalOptions a = g;
   std::string_view loc = g.repo;
@@ -88,38 +103,121 @@ GlobalOptions with_absolute_paths(const GlobalOptions& g) {
   if (!has_scheme && !loc.empty())
     a.repo = (local_prefix ? "local:" : "") + absolute(std::string(loc));
   a.cache_dir = absolute(g.cache_dir);
-  a.password_file = absolute(g.password_file);
   return a;
+}
+
+// coffer-mount's settings, every one resolved, and MOUNTPOINT (without --password-fd).
+// Errors: kInvalidArgument for a bad size.
+repo::Result<std::vector<std::string>> daemon_args(const GlobalOptions& g,
+                                                   const MountCmdOptions& o) {
+  std::vector<std::string> args = {"--repo", g.repo};
+  std::string cache = cache_base(g);
+  if (cache.empty())
+    args.emplace_back("--no-cache");
+  else
+    args.insert(args.end(), {"--cache-dir", absolute(cache)});
+  COFFER_ASSIGN_OR_RETURN(std::uint64_t mem, parse_size(o.cache_mem));
+  COFFER_ASSIGN_OR_RETURN(std::uint64_t disk, parse_size(o.cache_size));
+  auto refresh_ms = static_cast<long long>(std::min(o.refresh_seconds, 1e12) * 1000);
+  args.insert(args.end(),
+              {"--cache-mem", std::to_string(mem), "--cache-size", std::to_string(disk),
+               "--refresh-ms", std::to_string(refresh_ms), "--threads", std::to_string(o.threads),
+               "--log-level", std::to_string(static_cast<int>(repo::log::level()))});
+  for (auto [on, flag] : {std::pair{o.daemon, "--daemon"},
+                          std::pair{o.allow_other, "--allow-other"}, std::pair{o.lock, "--lock"}}) {
+    if (on)
+      args.emplace_back(flag);
+  }
+  args.insert(args.end(), {"--", o.mountpoint});
+  return args;
+}
+
+// The coffer-mount executable beside this one. Errors: kIo.
+repo::Result<std::string> daemon_path() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec)
+    return repo::fail(repo::Errc::kIo, "cannot locate the coffer binary: " + ec.message());
+  std::string path = (self.parent_path() / "coffer-mount").string();
+  if (::access(path.c_str(), X_OK) != 0) {
+    return repo::fail(repo::Errc::kIo,
+                      "cannot run " + path + " (installed beside coffer): " + std::strerror(errno));
+  }
+  return path;
+}
+
+// A pipe holding `password` and then end of file; returns its read end (close-on-exec).
+// Errors: kIo (also for a password longer than the pipe can hold).
+repo::Result<int> password_pipe(std::string_view password) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    return repo::fail(repo::Errc::kIo, std::string("pipe: ") + std::strerror(errno));
+  ::fcntl(fds[1], F_SETFL, O_NONBLOCK);  // a full pipe must not block: nobody reads it yet
+  if (password.size() >= 4096)           // more than a page: ask for room (up to pipe-max-size)
+    ::fcntl(fds[1], F_SETPIPE_SZ,
+            static_cast<int>(std::min<std::size_t>(password.size(), 1U << 30)));
+  std::size_t done = 0;
+  while (done < password.size()) {
+    ssize_t n = ::write(fds[1], password.data() + done, password.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    done += static_cast<std::size_t>(n);
+  }
+  ::close(fds[1]);
+  if (done < password.size()) {
+    ::close(fds[0]);
+    return repo::fail(repo::Errc::kIo, "the password is too long to hand to coffer-mount");
+  }
+  return fds[0];
+}
+
+// This process's environment without the password variables (and their file/command forms).
+std::vector<char*> daemon_environment() {
+  std::vector<char*> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view v(*e);
+    if (!v.starts_with("COFFER_PASSWORD") && !v.starts_with("RESTIC_PASSWORD"))
+      env.push_back(*e);
+  }
+  env.push_back(nullptr);
+  return env;
+}
+
+// Replaces this process with coffer-mount; returns only on failure. Errors: kIo.
+repo::Result<void> exec_daemon(const std::string& path, std::vector<std::string> args, int fd) {
+  args.insert(args.begin(), {path, "--password-fd", std::to_string(fd)});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<char*> env = daemon_environment();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  int flags = ::fcntl(fd, F_GETFD);
+  ::fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);  // the one descriptor coffer-mount inherits
+  ::execve(path.c_str(), argv.data(), env.data());
+  int err = errno;
+  ::close(fd);
+  return repo::fail(repo::Errc::kIo, "cannot run " + path + ": " + std::strerror(err));
 }
 
 repo::Result<int> run(const GlobalOptions& global, const MountCmdOptions& o) {
   const GlobalOptions g = with_absolute_paths(global);
-  fs::MountConfig c;
-  c.mountpoint = o.mountpoint;
-  c.fsname = "coffer:" + g.repo;
-  c.daemon = o.daemon;
-  c.allow_other = o.allow_other;
-  c.max_threads = o.threads;
-  c.cache_base = cache_base(g);
-  COFFER_ASSIGN_OR_RETURN(c.access.chunks.mem_budget, parse_size(o.cache_mem));
-  COFFER_ASSIGN_OR_RETURN(c.access.chunks.disk_budget, parse_size(o.cache_size));
-  c.fs.refresh_interval =
-      std::chrono::milliseconds(static_cast<long long>(o.refresh_seconds * 1000));
-  c.fs.uid = ::getuid();
-  c.fs.gid = ::getgid();
-  c.open_repository = [&g]() -> repo::Result<std::unique_ptr<repo::Repository>> {
-    // No lock here: a mount must not keep prune away (--lock takes one explicitly).
-    COFFER_ASSIGN_OR_RETURN(OpenRepo opened, tools::open_repository(g, true, false));
-    return std::move(opened.repo);
-  };
-  if (o.lock) {
-    c.take_lock = [](repo::Repository& r) -> repo::Result<std::shared_ptr<void>> {
-      COFFER_ASSIGN_OR_RETURN(auto lock, repo::RepoLock::acquire(r, false));
-      return std::shared_ptr<void>(std::move(lock));
-    };
+  COFFER_TRY(repo::open_backend(g.repo));  // a malformed location is reported before a prompt
+  COFFER_ASSIGN_OR_RETURN(std::string path, daemon_path());
+  COFFER_ASSIGN_OR_RETURN(auto args, daemon_args(g, o));
+  COFFER_ASSIGN_OR_RETURN(std::string password, resolve_password(g));
+  auto fd = password_pipe(password);
+  ::explicit_bzero(password.data(), password.size());
+  if (!fd)
+    return repo::fail(fd.error());
+  if (interrupted()) {
+    ::close(*fd);
+    return repo::fail(repo::Errc::kCancelled, "interrupted");
   }
-  COFFER_TRY(fs::run_mount(c));
-  return kExitOk;
+  COFFER_TRY(exec_daemon(path, std::move(args), *fd));
+  return kExitOk;  // not reached: exec_daemon returns only errors
 }
 
 }  // namespace

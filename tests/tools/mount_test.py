@@ -8,8 +8,10 @@ and mounted read-only; an image made by `mke2fs -d` reading from the mount; eigh
 at random offsets; `restic forget` + `restic prune` while mounted; a corrupted pack (EIO for the
 affected reads only); kill -9 of the daemon (ENOTCONN, then a remount after `fusermount3 -u`); new
 snapshots appearing without a remount; `mount -t coffer` and an fstab line through the real mount(8)
-and the mount.coffer helper; --lock; foreground mode with SIGTERM; the exit codes for a missing,
-busy or dead mount point, a wrong password and a missing repository.
+and the mount.coffer helper; --lock; foreground mode with SIGTERM; the password never in
+/proc/<pid>/cmdline or /proc/<pid>/environ of the coffer-mount process (daemon and foreground); the
+exit codes for a missing, busy or dead mount point, a wrong password, a missing repository, a
+malformed location (reported before any password is read) and a missing coffer-mount binary.
 
 Needs root and /dev/fuse (skipped otherwise). Every mount and loop device is removed in tearDown,
 with timeouts, even when a test fails.
@@ -82,7 +84,7 @@ def unmount(path: str) -> None:
 
 
 def daemon_pids(mountpoint: str) -> list:
-    """Pids of coffer processes serving `mountpoint`."""
+    """Pids of coffer-mount (or `coffer mount`) processes serving `mountpoint`."""
     pids = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -92,7 +94,8 @@ def daemon_pids(mountpoint: str) -> list:
                 args = f.read().split(b"\0")
         except OSError:
             continue
-        if b"mount" in args and os.fsencode(mountpoint) in args and any(b"coffer" in a for a in args[:1]):
+        daemon = os.path.basename(args[0]) == b"coffer-mount"
+        if (daemon or b"mount" in args and b"coffer" in args[0]) and os.fsencode(mountpoint) in args:
             pids.append(int(entry))
     return pids
 
@@ -530,6 +533,54 @@ class ProcessTest(MountBase):
         self.assertFalse(is_mounted(mp))
         E.check_sane(E.CmdResult(["coffer", "mount"], proc.returncode, out, err))
 
+    def assert_password_hidden(self, pid: int) -> None:
+        """coffer-mount `pid` has the password in neither argv nor environment, and has closed
+        the pipe it arrived in."""
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+        with open("/proc/%d/environ" % pid, "rb") as f:
+            environ = f.read()
+        self.assertEqual(os.path.basename(args[0]), b"coffer-mount", args)
+        self.assertFalse(E.PASSWORD.encode() in b"\0".join(args), "the password is in argv")
+        self.assertFalse(E.PASSWORD.encode() in environ, "the password is in the environment")
+        names = [kv.split(b"=", 1)[0] for kv in environ.split(b"\0") if kv]
+        self.assertEqual([n for n in names if n.startswith((b"COFFER_PASSWORD", b"RESTIC_PASSWORD"))], [])
+        fd = args[args.index(b"--password-fd") + 1].decode()
+        try:
+            self.assertFalse(os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("pipe:"),
+                             "the password pipe is still open")
+        except FileNotFoundError:
+            pass
+
+    def test_password_never_in_cmdline_or_environ(self):
+        # The password comes from the environment of `coffer mount`: the case where an exec
+        # that passed the environment on would leak it.
+        env = {"COFFER_PASSWORD": E.PASSWORD, "RESTIC_PASSWORD": E.PASSWORD,
+               "RESTIC_PASSWORD_COMMAND": "echo " + E.PASSWORD, "COFFER_REPOSITORY": F.repo.path}
+        mp = self.mountpoint()
+        res = F.repo.coffer("mount", mp, "--daemon", repo_args=False, env=env, timeout=TIMEOUT)
+        self.assertEqual(res.rc, 0, res.describe())
+        pids = daemon_pids(mp)
+        self.assertEqual(len(pids), 1, pids)
+        self.assert_password_hidden(pids[0])
+        with open(os.path.join(self.snap_dir(mp, F.s1), "src", "hello.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"hello world\n")
+        unmount(mp)
+        # Foreground: `coffer mount` becomes coffer-mount (same pid), so SIGTERM reaches it.
+        proc = subprocess.Popen([E.COFFER_BIN, "mount", mp], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=dict(F.repo.env, COFFER_CACHE_DIR=F.ws.path("coffer-cache", "fg"), **env))
+        try:
+            self.assertTrue(wait_until(lambda: is_mounted(mp), timeout=30), "not mounted")
+            self.assert_password_hidden(proc.pid)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        E.check_sane(E.CmdResult(["coffer", "mount"], proc.returncode, out, err))
+
     def test_allow_other_keeps_snapshot_permissions(self):
         def as_nobody(*argv):
             return E.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv], timeout=60)
@@ -612,6 +663,21 @@ class BadInputTest(MountBase):
         res = missing.coffer("mount", mp, "--daemon", timeout=TIMEOUT)
         self.assert_fails(res, 10, b"")
         self.assertFalse(is_mounted(mp))
+
+    def test_bad_location_is_reported_before_the_password(self):
+        res = E.run([E.COFFER_BIN, "-r", "s3:bucket/x", "mount", self.mountpoint(), "--daemon"],
+                    env=F.repo.env, input=b"", timeout=TIMEOUT)
+        E.check_sane(res)
+        self.assert_fails(res, 1, b"unsupported repository location scheme")
+
+    def test_missing_coffer_mount_binary(self):
+        lonely = F.ws.fresh("lonely")
+        os.makedirs(lonely)
+        shutil.copy(E.COFFER_BIN, os.path.join(lonely, "coffer"))
+        res = E.run([os.path.join(lonely, "coffer"), "-r", F.repo.path, "--password-file", F.ws.pwfile,
+                     "mount", self.mountpoint(), "--daemon"], env=F.repo.env, timeout=TIMEOUT)
+        E.check_sane(res)
+        self.assert_fails(res, 1, os.fsencode(os.path.join(lonely, "coffer-mount")))
 
     def test_not_a_directory(self):
         res = F.repo.coffer("mount", F.ws.pwfile, "--daemon")
