@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "repo/cache/lmdb_blob_index.h"
+#include "repo/chunker/polynomial.h"
 #include "repo/compress/zstd.h"
 #include "repo/core/log.h"
 #include "repo/core/parallel.h"
@@ -47,7 +48,9 @@ Result<Config> parse_config(std::string_view text) {
   const std::string& ps = poly->get_ref<const std::string&>();
   char* end = nullptr;
   c.chunker_polynomial = std::strtoull(ps.c_str(), &end, 16);
-  if (ps.empty() || *end != '\0' || c.chunker_polynomial == 0) {
+  if (ps.empty() || *end != '\0' || polynomial_degree(c.chunker_polynomial) < 8 ||
+      polynomial_degree(c.chunker_polynomial) > 53 ||
+      !polynomial_irreducible(c.chunker_polynomial)) {  // restic refuses these too
     return fail(Errc::kCorrupt, "config has an invalid chunker polynomial");
   }
   return c;

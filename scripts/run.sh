@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job on a fresh Debian 12 machine: installs what is needed, builds coffer, and
 # works a local repository (default: ~/coffer-demo/repo, override with COFFER_DEMO_DIR).
-# Until `coffer backup` lands, the demo repository is written by restic (coffer reads
-# restic's format); coffer then lists it, browses it and restores it, and the restore is
-# compared with the source; finally every snapshot is mounted read-only at ~/coffer-demo/mnt.
+# coffer creates the repository (restic's format) and backs up a demo tree twice (the second
+# run reads only what changed), `restic check --read-data` verifies what coffer wrote, coffer
+# lists and restores the latest snapshot and the restore is compared with the source; finally
+# every snapshot is mounted read-only at ~/coffer-demo/mnt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -27,9 +28,16 @@ if [[ ! -d "$src" ]]; then
   cp -a "$PWD/repo" "$src/coffer-sources"
 fi
 if [[ ! -f "$repo/config" ]]; then
-  restic init -q
+  echo "== coffer init"
+  "$coffer" init
 fi
-restic backup -q --tag demo "$src"
+echo "== coffer backup $src"
+"$coffer" backup --tag demo "$src"
+date > "$src/last-run.txt"
+echo "== coffer backup $src (again: only changed files are read)"
+"$coffer" backup --tag demo "$src"
+echo "== restic check --read-data (restic verifies what coffer wrote)"
+restic check --read-data -q && echo "restic check: no errors"
 
 echo "== coffer snapshots"
 "$coffer" snapshots

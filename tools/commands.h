@@ -12,5 +12,8 @@ Command add_cat_command(CLI::App& app, const GlobalOptions& g);
 Command add_dump_command(CLI::App& app, const GlobalOptions& g);
 Command add_restore_command(CLI::App& app, const GlobalOptions& g);
 Command add_mount_command(CLI::App& app, const GlobalOptions& g);
+Command add_backup_command(CLI::App& app, const GlobalOptions& g);
+Command add_init_command(CLI::App& app, const GlobalOptions& g);
+Command add_key_command(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace coffer::tools

@@ -97,4 +97,31 @@ nlohmann::ordered_json node_json(const std::string& path, const repo::Node& n) {
   return j;
 }
 
+std::string format_bytes(std::uint64_t n) {
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (n < 1024)
+    return fmt::format("{} B", n);
+  double v = static_cast<double>(n) / 1024;
+  std::size_t unit = 0;
+  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++unit;
+  }
+  return fmt::format("{:.3f} {}", v, kUnits[unit]);
+}
+
+repo::Result<repo::GoTime> parse_local_time(const std::string& text) {
+  std::tm tm{};
+  const char* end = ::strptime(text.c_str(), "%Y-%m-%d %H:%M:%S", &tm);
+  if (end == nullptr || *end != '\0')
+    return repo::fail(repo::Errc::kInvalidArgument,
+                      "invalid time \"" + text + "\" (want YYYY-MM-DD HH:MM:SS)");
+  tm.tm_isdst = -1;
+  std::time_t secs = std::mktime(&tm);
+  repo::GoTime t;
+  t.unix_seconds = secs;
+  t.offset_seconds = static_cast<std::int32_t>(tm.tm_gmtoff);
+  return t;
+}
+
 }  // namespace coffer::tools

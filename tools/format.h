@@ -21,6 +21,12 @@ std::string go_time_string(const repo::GoTime& t);
 nlohmann::ordered_json snapshot_json(const repo::SnapshotEntry& e);
 // A node as restic's `ls --json` prints it.
 nlohmann::ordered_json node_json(const std::string& path, const repo::Node& node);
+// restic's byte counts: "12 B", "1.500 KiB", "3.250 MiB", "1.000 GiB", "2.000 TiB".
+std::string format_bytes(std::uint64_t n);
+
+// Parses "YYYY-MM-DD HH:MM:SS" as local time. Errors: kInvalidArgument.
+repo::Result<repo::GoTime> parse_local_time(const std::string& text);
+
 // Lossy UTF-8 view of raw bytes for human output (invalid bytes become U+FFFD).
 std::string printable(std::string_view raw);
 

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "repo/core/log.h"
 #include "repo/location.h"
+#include "repo/open.h"
 
 namespace coffer::tools {
 namespace {
@@ -61,7 +63,7 @@ repo::Result<std::string> run_password_command(const std::string& cmd) {
   return out;
 }
 
-repo::Result<std::string> prompt_password() {
+repo::Result<std::string> prompt_password(const char* prompt = "enter password for repository: ") {
   if (::isatty(STDIN_FILENO) == 0) {
     std::string line;
     if (!std::getline(std::cin, line)) {
@@ -71,12 +73,12 @@ repo::Result<std::string> prompt_password() {
     strip_newlines(line);
     return line;
   }
-  std::fputs("enter password for repository: ", stderr);
   termios old{};
   ::tcgetattr(STDIN_FILENO, &old);
   termios quiet = old;
   quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-  ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);  // before the prompt: fast typists are not echoed
+  std::fputs(prompt, stderr);
   std::string line;
   std::getline(std::cin, line);
   ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
@@ -84,6 +86,8 @@ repo::Result<std::string> prompt_password() {
   strip_newlines(line);
   return line;
 }
+
+}  // namespace
 
 repo::Result<std::string> resolve_password(const GlobalOptions& g) {
   if (!g.password_file.empty())
@@ -97,7 +101,72 @@ repo::Result<std::string> resolve_password(const GlobalOptions& g) {
   return prompt_password();
 }
 
+namespace {
+
+// The password from `in`'s file, command or environment; std::nullopt when none is set.
+std::optional<repo::Result<std::string>> configured_password(const PasswordInput& in) {
+  if (!in.file.empty())
+    return read_password_file(in.file);
+  if (!in.command.empty())
+    return run_password_command(in.command);
+  for (const auto& name : in.env) {
+    if (const char* v = std::getenv(name.c_str()); v != nullptr)
+      return repo::Result<std::string>(std::string(v));
+  }
+  return std::nullopt;
+}
+
+repo::Result<std::string> ask_new_password(const PasswordInput& in) {
+  if (auto pw = configured_password(in))
+    return std::move(*pw);
+  COFFER_ASSIGN_OR_RETURN(std::string first, prompt_password(in.prompt.c_str()));
+  if (::isatty(STDIN_FILENO) == 0 || first.empty())
+    return first;
+  COFFER_ASSIGN_OR_RETURN(std::string second, prompt_password("enter password again: "));
+  bool same = first == second;
+  std::fill(second.begin(), second.end(), '\0');
+  if (!same) {
+    std::fill(first.begin(), first.end(), '\0');
+    return fail(Errc::kInvalidArgument, "passwords do not match");
+  }
+  return first;
+}
+
 }  // namespace
+
+PasswordInput repository_password_input(const GlobalOptions& g) {
+  return PasswordInput{g.password_file,
+                       g.password_command,
+                       {"COFFER_PASSWORD", "RESTIC_PASSWORD"},
+                       "enter password for repository: "};
+}
+
+repo::Result<std::string> read_password(const PasswordInput& in) {
+  if (auto pw = configured_password(in))
+    return std::move(*pw);
+  return prompt_password(in.prompt.c_str());
+}
+
+repo::Result<std::string> read_new_password(const PasswordInput& in) {
+  COFFER_ASSIGN_OR_RETURN(std::string pw, ask_new_password(in));
+  if (pw.empty())
+    return fail(Errc::kInvalidArgument, "an empty password is not a password");
+  return pw;
+}
+
+repo::Result<std::unique_ptr<repo::WriteBackend>> open_new_backend(const GlobalOptions& g) {
+  return repo::open_backend(g.repo);
+}
+
+repo::Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g,
+                                                                      const std::string& location,
+                                                                      const PasswordInput& in) {
+  repo::OpenOptions options;
+  options.cache_dir = g.cache_dir;
+  options.no_cache = g.no_cache;
+  return repo::open_repository_at(
+      location, [&in] { return read_password(in); }, options);
+}
 
 std::atomic<bool>& interrupted() {
   static std::atomic<bool> flag{false};
@@ -130,17 +199,12 @@ void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f) {
 }
 
 repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, bool take_lock) {
-  COFFER_ASSIGN_OR_RETURN(auto backend, repo::open_backend(g.repo));
-  COFFER_ASSIGN_OR_RETURN(std::string password, resolve_password(g));
   repo::OpenOptions options;
   options.cache_dir = g.cache_dir;
   options.no_cache = g.no_cache;
-  auto opened = repo::Repository::open(std::move(backend), password, options);
-  std::fill(password.begin(), password.end(), '\0');
-  if (!opened)
-    return repo::fail(opened.error());
   OpenRepo r;
-  r.repo = std::move(*opened);
+  COFFER_ASSIGN_OR_RETURN(r.repo, repo::open_repository_at(
+                                      g.repo, [&g] { return resolve_password(g); }, options));
   if (take_lock && !g.no_lock) {
     COFFER_ASSIGN_OR_RETURN(r.lock, repo::RepoLock::acquire(*r.repo, false));
   }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -59,6 +60,42 @@ struct OpenRepo {
 // !take_lock) and loads its index. Errors carry the exit-code class.
 repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index = true,
                                        bool take_lock = true);
+
+// The password as every command gets it: --password-file, --password-command,
+// COFFER_PASSWORD/RESTIC_PASSWORD, else the terminal (or one line of stdin).
+// Errors: kInvalidArgument.
+repo::Result<std::string> resolve_password(const GlobalOptions& g);
+
+// Where a password comes from, in restic's order: `file`, then `command`, then the first
+// variable of `env` that is set, then the terminal (asking `prompt`, without echo) or, when
+// standard input is not a terminal, its next line.
+struct PasswordInput {
+  std::string file, command;
+  std::vector<std::string> env;
+  std::string prompt;
+};
+
+// The sources of the password of -r's repository (--password-file, --password-command,
+// COFFER_PASSWORD, RESTIC_PASSWORD).
+PasswordInput repository_password_input(const GlobalOptions& g);
+
+// Reads a password from the first source of `in` that is set. Errors: kInvalidArgument.
+repo::Result<std::string> read_password(const PasswordInput& in);
+
+// Reads the password of a repository about to be created, or of a new key: as read_password,
+// but a prompt on a terminal asks twice ("enter password again: ").
+// Errors: kInvalidArgument (the two differ, the password is empty, a file or command failed).
+repo::Result<std::string> read_new_password(const PasswordInput& in);
+
+// The writable backend at -r's location, whether or not a repository exists there yet (init).
+// Errors: kInvalidArgument (no or malformed location).
+repo::Result<std::unique_ptr<repo::WriteBackend>> open_new_backend(const GlobalOptions& g);
+
+// Opens a second repository (init's --from-repo) at `location` with the password from `in`,
+// using g's cache settings; no lock, no index. Errors: as open_repository.
+repo::Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g,
+                                                                      const std::string& location,
+                                                                      const PasswordInput& in);
 
 // Maps an error to the documented exit code.
 int exit_code_for(const repo::Error& e);

@@ -54,7 +54,9 @@ int main(int argc, char** argv) {
   std::vector<Command> commands = {
       coffer::tools::add_snapshots_command(app, g), coffer::tools::add_ls_command(app, g),
       coffer::tools::add_cat_command(app, g),       coffer::tools::add_dump_command(app, g),
-      coffer::tools::add_restore_command(app, g),   coffer::tools::add_mount_command(app, g)};
+      coffer::tools::add_restore_command(app, g),   coffer::tools::add_mount_command(app, g),
+      coffer::tools::add_backup_command(app, g),    coffer::tools::add_init_command(app, g),
+      coffer::tools::add_key_command(app, g)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
