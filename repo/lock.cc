@@ -1,5 +1,9 @@
 #include "repo/lock.h"
 
+#include <cerrno>
+#include <csignal>
+#include <limits>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <pwd.h>
@@ -13,6 +17,7 @@ namespace {
 
 constexpr auto kRefreshInterval = std::chrono::minutes(5);
 constexpr auto kRecheckDelay = std::chrono::milliseconds(200);
+constexpr std::int64_t kStaleSeconds = 30 * 60;
 
 GoTime now_time() {
   auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -95,6 +100,52 @@ std::string serialize_lock(const LockInfo& l) {
   if (l.gid != 0)
     out += fmt::format(",\"gid\":{}", l.gid);
   return out + "}";
+}
+
+bool lock_is_stale(const LockInfo& lock, const GoTime& now, std::string_view host,
+                   const std::function<bool(std::int64_t)>& process_exists) {
+  // time.Since(l.Time) > 30 min, to the nanosecond.
+  std::int64_t secs = now.unix_seconds - lock.time.unix_seconds;
+  std::int64_t nanos = std::int64_t{now.nanos} - std::int64_t{lock.time.nanos};
+  if (secs > kStaleSeconds || (secs == kStaleSeconds && nanos > 0))
+    return true;
+  if (host.empty() || host != lock.hostname)
+    return false;  // made elsewhere (or this host is unknown): assume it is alive
+  return !process_exists(lock.pid);
+}
+
+bool local_process_exists(std::int64_t pid) {
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max())
+    return false;
+  return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+}
+
+Result<std::size_t> remove_locks(const Repository& repo, bool all) {
+  WriteBackend* backend = repo.write_backend();
+  if (backend == nullptr)
+    return fail(Errc::kUnsupported, "the repository backend is read-only; cannot remove locks");
+  COFFER_ASSIGN_OR_RETURN(std::vector<Id> ids, repo.list_ids(FileKind::kLock));
+  std::string host = host_name();
+  std::size_t removed = 0;
+  for (const Id& id : ids) {
+    if (!all) {
+      auto data = repo.load_unpacked(FileKind::kLock, id);
+      auto lock = data ? parse_lock(as_chars(*data)) : Result<LockInfo>(fail(data.error()));
+      if (!lock) {
+        log::debug("ignoring lock " + id.short_hex() + ": " + lock.error().message);
+        continue;
+      }
+      if (!lock_is_stale(*lock, now_time(), host, local_process_exists))
+        continue;
+    }
+    auto gone = backend->remove(Handle{FileKind::kLock, id.hex()});
+    if (!gone && gone.error().code == Errc::kNotFound)
+      continue;  // released meanwhile
+    if (!gone)
+      return fail(gone.error().with_context("removing lock " + id.short_hex()));
+    ++removed;
+  }
+  return removed;
 }
 
 Result<std::unique_ptr<RepoLock>> RepoLock::acquire(const Repository& repo, bool exclusive) {

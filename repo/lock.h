@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -32,6 +33,21 @@ struct LockInfo {
 Result<LockInfo> parse_lock(std::string_view json);
 // Serializes as restic does (uid/gid omitted when 0).
 std::string serialize_lock(const LockInfo& lock);
+
+// restic's Lock.Stale: `lock` was taken more than 30 minutes before `now`, or on host `host`
+// (this machine) by a process that no longer exists (`process_exists(pid)` is false).
+bool lock_is_stale(const LockInfo& lock, const GoTime& now, std::string_view host,
+                   const std::function<bool(std::int64_t)>& process_exists);
+
+// Whether process `pid` exists on this machine: kill(pid, 0) succeeds or fails with EPERM.
+// Non-positive pids never exist. (restic sends SIGHUP instead and counts EPERM as gone; a
+// live process of another user is treated as alive here.)
+bool local_process_exists(std::int64_t pid);
+
+// `coffer unlock`: deletes every lock file that lock_is_stale judges stale (unreadable lock
+// files are left alone, as restic does), or with `all` every lock file. Returns the number
+// deleted. Takes no lock itself. Errors: kUnsupported (read-only backend), kIo.
+Result<std::size_t> remove_locks(const Repository& repo, bool all);
 
 class RepoLock {
  public:

@@ -15,5 +15,8 @@ Command add_mount_command(CLI::App& app, const GlobalOptions& g);
 Command add_backup_command(CLI::App& app, const GlobalOptions& g);
 Command add_init_command(CLI::App& app, const GlobalOptions& g);
 Command add_key_command(CLI::App& app, const GlobalOptions& g);
+Command add_forget_command(CLI::App& app, const GlobalOptions& g);
+Command add_unlock_command(CLI::App& app, const GlobalOptions& g);
+Command add_tag_command(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace coffer::tools

@@ -196,6 +196,8 @@ void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f) {
   cmd.add_option("--tag", f.tags,
                  "only snapshots with these tags: a,b means both (repeatable: any)");
   cmd.add_option("--path", f.paths, "only snapshots that include this path (repeatable: all)");
+  for (const char* name : {"--host", "--tag", "--path"})
+    cmd.get_option(name)->allow_extra_args(false);  // one value each: a snapshot id may follow
 }
 
 repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, bool take_lock) {

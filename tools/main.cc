@@ -15,12 +15,22 @@ using coffer::tools::GlobalOptions;
 
 void on_signal(int /*sig*/) { coffer::tools::interrupted() = true; }
 
+// restic's `unlock` sends SIGHUP to the owner of a lock made on the same host to see whether it
+// is alive; restic itself ignores the signal, and so must coffer while it holds a lock. A handler
+// (not SIG_IGN) so that programs coffer executes get the default disposition back.
+void on_hangup(int /*sig*/) {}
+
 void install_signal_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_hangup;
+  hup.sa_flags = SA_RESTART;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 }
 
@@ -56,7 +66,8 @@ int main(int argc, char** argv) {
       coffer::tools::add_cat_command(app, g),       coffer::tools::add_dump_command(app, g),
       coffer::tools::add_restore_command(app, g),   coffer::tools::add_mount_command(app, g),
       coffer::tools::add_backup_command(app, g),    coffer::tools::add_init_command(app, g),
-      coffer::tools::add_key_command(app, g)};
+      coffer::tools::add_key_command(app, g),       coffer::tools::add_forget_command(app, g),
+      coffer::tools::add_unlock_command(app, g),    coffer::tools::add_tag_command(app, g)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
