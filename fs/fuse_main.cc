@@ -161,6 +161,10 @@ class Session {
     if (fuse_set_signal_handlers(se_) != 0)
       return repo::fail(Errc::kIo, "installing signal handlers failed");
     signals_ = true;
+    // `restic unlock` probes a lock owner's process with SIGHUP: a mount holding a lock must
+    // survive that probe.
+    if (c.take_lock)
+      std::signal(SIGHUP, SIG_IGN);
     if (fuse_session_mount(se_, mountpoint.c_str()) != 0)
       return repo::fail(Errc::kIo, "mounting " + mountpoint + " failed: " + fuse_error());
     mounted_ = true;

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include <fmt/format.h>
+#include <glob.h>
 #include <unistd.h>
 
 #include "repo/ops/backup.h"
@@ -77,6 +78,8 @@ repo::Result<std::vector<std::string>> read_list(const std::string& path, char s
     } else if (!line.empty() && line.back() == '\r' && sep == '\n') {
       line.pop_back();
     }
+    if (line.empty() && sep == '\0')  // restic: NUL NUL is a mistake, not a blank line
+      return fail(repo::Errc::kInvalidArgument, "--files-from-raw: empty filename in listing");
     if (!line.empty())
       out.push_back(line);
   }
@@ -92,11 +95,28 @@ repo::Result<void> append_list(std::vector<std::string>& to, const std::vector<s
   return {};
 }
 
+// restic expands each --files-from line as a glob (Go's filepath.Glob: `*` also matches a
+// leading dot); a pattern matching nothing is skipped with a warning.
+void expand_globs(const std::vector<std::string>& patterns, std::vector<std::string>& out) {
+  for (const auto& pattern : patterns) {
+    glob_t g{};
+    if (::glob(pattern.c_str(), GLOB_PERIOD, nullptr, &g) == 0)
+      out.insert(out.end(), g.gl_pathv, g.gl_pathv + g.gl_pathc);
+    else
+      std::fprintf(stderr, "pattern \"%s\" does not match any files, skipping\n",
+                   printable(pattern).c_str());
+    ::globfree(&g);
+  }
+}
+
 repo::Result<void> finish_options(BackupCmdOptions& o) {
   auto& b = o.backup;
+  b.recorded_excludes = b.exclude.excludes;
   COFFER_TRY(append_list(b.exclude.excludes, o.exclude_files, '\n', false));
   COFFER_TRY(append_list(b.exclude.iexcludes, o.iexclude_files, '\n', false));
-  COFFER_TRY(append_list(b.paths, o.files_from, '\n', false));
+  std::vector<std::string> patterns;
+  COFFER_TRY(append_list(patterns, o.files_from, '\n', false));
+  expand_globs(patterns, b.paths);
   COFFER_TRY(append_list(b.paths, o.files_from_verbatim, '\n', true));
   COFFER_TRY(append_list(b.paths, o.files_from_raw, '\0', true));
   if (!o.exclude_larger_than.empty()) {
@@ -133,7 +153,8 @@ repo::Result<void> finish_options(BackupCmdOptions& o) {
       return fail(repo::Errc::kInvalidArgument, "--stdin was given together with paths");
     b.stdin_source = repo::StdinSource{o.stdin_filename, {}};
   } else {
-    b.paths.insert(b.paths.begin(), o.paths.begin(), o.paths.end());
+    b.paths.insert(b.paths.end(), o.paths.begin(),
+                   o.paths.end());  // after --files-from*, as restic
   }
   return {};
 }
@@ -256,6 +277,13 @@ repo::Result<int> run(const GlobalOptions& g, BackupCmdOptions& o) {
     progress = [&](const repo::BackupProgress& p) { print_status_json(p); };
   else if (terminal && !g.quiet)
     progress = [&](const repo::BackupProgress& p) { print_status_line(p); };
+  if (!g.json && !g.quiet) {
+    b.on_parent = [](const std::optional<repo::Id>& parent) {
+      out_line(parent ? "using parent snapshot " + parent->short_hex()
+                      : "no parent snapshot found, will read all files");
+      std::fflush(stdout);
+    };
+  }
   auto start = std::chrono::steady_clock::now();
   auto result = repo::run_backup(*r, b, progress);
   if (progress && !g.json)
@@ -263,10 +291,6 @@ repo::Result<int> run(const GlobalOptions& g, BackupCmdOptions& o) {
   COFFER_TRY(result);
   for (const auto& w : result->warnings) print_problem(g, "warning", w);
   for (const auto& e : result->errors) print_problem(g, "error", e);
-  if (!g.json && !g.quiet) {
-    out_line(result->parent_id ? "using parent snapshot " + result->parent_id->short_hex()
-                               : "no parent snapshot found, will read all files");
-  }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary(g, o, *result, seconds);
   if (!result->errors.empty()) {

@@ -327,6 +327,8 @@ Result<BackupResult> run_backup(Repository& repo, const BackupOptions& options,
   }
   if (parent && !options.force)
     result.parent_id = parent->id;
+  if (options.on_parent && !options.stdin_source)
+    options.on_parent(result.parent_id);
 
   std::unique_ptr<RepositoryWriter> writer;
   if (!options.dry_run) {
@@ -363,7 +365,7 @@ Result<BackupResult> run_backup(Repository& repo, const BackupOptions& options,
   s.username = user_name();
   s.uid = ::getuid();
   s.gid = ::getgid();
-  s.excludes = options.exclude.excludes;
+  s.excludes = options.recorded_excludes.value_or(options.exclude.excludes);
   s.tags = options.tags;
   s.program_version = options.program_version;
   s.summary_json = summary_json(result.summary);

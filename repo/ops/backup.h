@@ -46,6 +46,9 @@ struct BackupOptions {
   std::vector<std::string> paths;  // as given (relative ones are resolved like restic)
   std::optional<StdinSource> stdin_source;
   ExcludeOptions exclude;
+  // The snapshot's "excludes"; nullopt: exclude.excludes. restic records only the --exclude
+  // flags, not the patterns read from --exclude-file.
+  std::optional<std::vector<std::string>> recorded_excludes;
   std::vector<std::string> tags;
   std::string hostname;        // "" = this host
   std::optional<GoTime> time;  // snapshot time; nullopt = now
@@ -57,6 +60,8 @@ struct BackupOptions {
   unsigned readers = 0;  // file reader threads; 0 = auto
   const std::atomic<bool>* cancel = nullptr;
   std::string program_version = "coffer";
+  // Called once, before any file is read, with the parent used (nullopt: none).
+  std::function<void(const std::optional<Id>& parent)> on_parent;
 };
 
 struct BackupProgress {

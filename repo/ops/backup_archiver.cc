@@ -135,8 +135,11 @@ void Archiver::walk_dir(const std::shared_ptr<DirJob>& dir, const std::string& p
   auto names = list_dir(path);
   if (!names) {
     error(names.error().message);
+    if (dir->parent)  // restic leaves an unreadable directory out of the snapshot
+      return deliver(dir->parent, dir->slot, std::nullopt);
     names = std::vector<std::string>{};
   }
+  excluder_.drop_marked(path, *names);
   dir->children.resize(names->size());
   dir->pending += names->size();
   for (std::size_t i = 0; i < names->size(); ++i) {
@@ -174,8 +177,6 @@ void Archiver::process_entry(const std::shared_ptr<DirJob>& dir, std::size_t slo
 void Archiver::process_dir(const std::shared_ptr<DirJob>& dir, std::size_t slot,
                            const std::string& path, Node node, const Node* old,
                            const struct stat& st) {
-  if (excluder_.excluded_by_marker(path))
-    return deliver(dir, slot, std::nullopt);
   auto sub = std::make_shared<DirJob>();
   sub->node = std::move(node);
   sub->parent = dir;

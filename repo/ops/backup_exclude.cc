@@ -84,9 +84,15 @@ bool Excluder::excluded(const std::string& path, const struct stat& st) const {
   return !ipatterns_.empty() && match_list(ipatterns_, lower(path), false).matched;
 }
 
-bool Excluder::excluded_by_marker(const std::string& path) const {
-  return std::any_of(markers_.begin(), markers_.end(), [&](const Marker& m) {
-    return marker_present(path + "/" + m.file, m.header);
+void Excluder::drop_marked(const std::string& path, std::vector<std::string>& names) const {
+  std::vector<std::string> present;
+  for (const auto& m : markers_)
+    if (marker_present(path + "/" + m.file, m.header))
+      present.push_back(m.file);
+  if (present.empty())
+    return;
+  std::erase_if(names, [&](const std::string& n) {
+    return std::any_of(present.begin(), present.end(), [&](const auto& f) { return f != n; });
   });
 }
 

@@ -29,8 +29,10 @@ class Excluder {
   // True when `path` (absolute) with lstat `st` is excluded by a pattern or by size.
   [[nodiscard]] bool excluded(const std::string& path, const struct stat& st) const;
 
-  // True when directory `path` holds a marker file of --exclude-if-present/--exclude-caches.
-  [[nodiscard]] bool excluded_by_marker(const std::string& path) const;
+  // Removes from `names` (the entries of directory `path`) what a marker file of
+  // --exclude-if-present/--exclude-caches excludes: restic keeps a marked directory holding
+  // only its marker file.
+  void drop_marked(const std::string& path, std::vector<std::string>& names) const;
 
   // --one-file-system: true when directory `st` lies on another filesystem and must be
   // kept empty (its contents are not read).

@@ -48,7 +48,7 @@ void BackupScan::scan_path(const std::string& path, const std::stop_token& stop)
     bytes_ += static_cast<std::uint64_t>(st.st_size);
     return;
   }
-  if (!S_ISDIR(st.st_mode) || excluder_.other_filesystem(st) || excluder_.excluded_by_marker(path))
+  if (!S_ISDIR(st.st_mode) || excluder_.other_filesystem(st))
     return;
   DIR* d = ::opendir(path.c_str());
   if (d == nullptr)
@@ -60,6 +60,7 @@ void BackupScan::scan_path(const std::string& path, const std::stop_token& stop)
       names.emplace_back(n);
   }
   ::closedir(d);
+  excluder_.drop_marked(path, names);
   for (const auto& n : names) scan_path(path == "/" ? "/" + n : path + "/" + n, stop);
 }
 
