@@ -14,18 +14,12 @@
 namespace coffer::repo {
 namespace {
 
-// Room for the largest chunk (8 MiB) past the target and for the header, so a pack's
-// buffer is allocated once.
-constexpr std::size_t kPackSlack = (8U << 20) + (1U << 20);
-
 std::size_t type_slot(BlobType type) { return type == BlobType::kTree ? 1 : 0; }
 
 }  // namespace
 
 RepositoryWriter::State::State(Repository& r, WriteBackend& b, const WriterOptions& o)
-    : repo(r), backend(b), key(r.key()), options(o), version(r.config().version) {
-  pack_reserve = static_cast<std::size_t>(o.pack_size) + kPackSlack;
-}
+    : repo(r), backend(b), key(r.key()), options(o), version(r.config().version) {}
 
 bool RepositoryWriter::State::claim(const BlobHandle& h) {
   std::scoped_lock lock(known_mutex);
@@ -71,45 +65,66 @@ Result<SealedBlob> RepositoryWriter::State::encode_blob(BlobType type, ByteSpan 
   return out;
 }
 
-void RepositoryWriter::State::enqueue_locked(std::optional<PackWriter>& slot) {
-  queue.push_back(std::move(*slot));
-  slot.reset();
-  work_cv.notify_one();
-}
-
-Bytes RepositoryWriter::State::take_buffer_locked() {
-  if (spare.empty())
-    return Bytes();
-  Bytes b = std::move(spare.back());
-  spare.pop_back();
-  return b;
-}
-
-void RepositoryWriter::State::recycle(Bytes buffer) {
-  std::scoped_lock lock(mutex);
-  if (spare.size() < kSpareBuffers && buffer.capacity() >= pack_reserve)
-    spare.push_back(std::move(buffer));
-}
-
-Result<void> RepositoryWriter::State::append(BlobType type, const Id& id, const SealedBlob& blob,
-                                             std::size_t plain) {
+Result<void> RepositoryWriter::State::wait_for_room() {
   std::unique_lock lock(mutex);
   room_cv.wait(lock, [&] { return error.has_value() || queue.size() < max_queue; });
   if (error)
     return fail(*error);
-  std::optional<PackWriter>& slot = open[type_slot(type)];
+  return {};
+}
+
+Result<void> RepositoryWriter::State::open_pack(OpenPack& op) {
+  COFFER_ASSIGN_OR_RETURN(op.file, backend.begin_file(FileKind::kPack));
+  PendingFile* file = op.file.get();  // owned by op, which also owns the PackWriter
+  op.pack.emplace([file](ByteSpan bytes) { return file->append(bytes); });
+  return {};
+}
+
+// Writes the header and trailer (under op.mutex only) and queues the pack for commit.
+Result<void> RepositoryWriter::State::close_pack(OpenPack& op) {
+  auto finished = op.pack->finish(key);
+  op.pack.reset();
+  if (!finished) {
+    op.file.reset();  // removes the temporary file
+    return fail(finished.error());
+  }
+  ClosedPack closed{std::move(op.file), finished->id, finished->size, std::move(finished->blobs)};
+  std::scoped_lock lock(mutex);
+  queue.push_back(std::move(closed));
+  work_cv.notify_one();
+  return {};
+}
+
+void RepositoryWriter::State::count_blob(BlobType type, const SealedBlob& blob, std::size_t plain) {
   bool compressed = blob.uncompressed_length != 0;
-  if (slot && !slot->empty() && !slot->fits(blob.data.size(), compressed))
-    enqueue_locked(slot);
-  if (!slot)
-    slot.emplace(take_buffer_locked(), pack_reserve);
-  COFFER_TRY(slot->add(type, id, blob.data, blob.uncompressed_length));
+  std::scoped_lock lock(mutex);
   (type == BlobType::kTree ? stats.tree_blobs : stats.data_blobs)++;
   stats.data_added += plain;
   stats.data_added_packed +=
       blob.data.size() + (compressed ? kPackEntrySizeCompressed : kPackEntrySize);
-  if (slot->file_size() >= options.pack_size)
-    enqueue_locked(slot);
+}
+
+// Appends one blob to the open pack of its type, holding that pack's lock (not `mutex`)
+// while the bytes are written. A failed write loses the whole pack: the error sticks.
+Result<void> RepositoryWriter::State::append(BlobType type, const Id& id, const SealedBlob& blob,
+                                             std::size_t plain) {
+  OpenPack& op = open[type_slot(type)];
+  std::scoped_lock pack_lock(op.mutex);
+  COFFER_TRY(wait_for_room());
+  bool compressed = blob.uncompressed_length != 0;
+  if (op.pack && !op.pack->empty() && !op.pack->fits(blob.data.size(), compressed))
+    COFFER_TRY(close_pack(op));
+  if (!op.pack)
+    COFFER_TRY(open_pack(op));
+  auto added = op.pack->add(type, id, blob.data, blob.uncompressed_length);
+  if (!added) {
+    op.pack.reset();
+    op.file.reset();  // the blobs already in this pack are lost; the caller records the error
+    return added;
+  }
+  count_blob(type, blob, plain);
+  if (op.pack->file_size() >= options.pack_size)
+    COFFER_TRY(close_pack(op));
   return {};
 }
 

@@ -2,21 +2,29 @@
 // repository, in the order restic's checker demands (restic-format.md §6, §7, §16).
 //
 // save_blob compresses and encrypts in the calling thread (so callers on N threads use N
-// cores), appends to the open pack of that blob type, and hands a full pack to background
-// upload threads. An index file is written only after every pack it names is stored; a
-// crash at any moment therefore leaves at worst unreferenced packs, never an index naming a
-// missing pack. flush() closes the open packs and writes the last index.
+// cores), then writes the blob straight into the open pack of that blob type: a
+// WriteBackend::begin_file PendingFile (for LocalBackend a temporary file in the repository)
+// that is hashed as it is written. Each open pack has its own lock, so data and tree packs
+// are written concurrently. A full pack gets its sealed header and is handed to background
+// upload threads, which only commit it (LocalBackend: fsync + rename). An index file is
+// written only after every pack it names is committed; a crash at any moment therefore
+// leaves at worst unreferenced packs (and temporary files), never an index naming a missing
+// pack. flush() closes the open packs and writes the last index.
 //
 // Compression (v2 only): kAuto = zstd level 3, kMax = zstd level 15, kOff = data blobs
 // uncompressed; tree blobs are compressed in every mode, as restic does. A blob whose zstd
-// frame is not smaller than the blob is stored uncompressed. Upload errors that are
-// retryable are retried with backoff; the first permanent one sticks: every later
-// save_blob and flush returns it.
+// frame is not smaller than the blob is stored uncompressed. Commit and save errors that are
+// retryable are retried with backoff; the first permanent one (a failed write to a pack,
+// a full disk, a failed LocalBackend commit) sticks: every later save_blob and flush
+// returns it.
 //
 // Thread contract: save_blob, has_blob, save_unpacked and stats are safe to call
-// concurrently. flush() must not race with save_blob. Memory is bounded: save_blob blocks
-// while too many finished packs wait for upload.
+// concurrently. flush() must not race with save_blob. Memory is bounded: the writer keeps
+// only header entries (37/41 bytes per blob) of its packs, plus, with the in-memory
+// PendingFile of non-local backends, the open and queued packs; save_blob blocks while more
+// than uploads+1 finished packs wait for commit.
 // Ownership: the writer borrows the Repository (which must outlive it) and its backend.
+// Destroying it without flush() removes the temporary files of unflushed packs.
 #pragma once
 
 #include <cstdint>
@@ -64,7 +72,8 @@ class RepositoryWriter {
 
   // Stores `plain` as blob `id` (REQUIRES: id == SHA-256(plain)) unless the repository
   // index or this writer already has it. Returns true when the blob was new.
-  // Errors: kIo from an upload (reported by this or a later call), kCancelled.
+  // Errors: kIo from writing or committing a pack (reported by this or a later call),
+  // kCancelled.
   Result<bool> save_blob(BlobType type, const Id& id, ByteSpan plain);
 
   // True when the repository or this writer has blob `id` of `type`.

@@ -1,7 +1,13 @@
 // RepositoryWriter: upload threads, index files, unpacked files and flush.
 //
-// Ordering guarantee: a blob enters `pending` only after its pack was stored, and an index
+// Ordering guarantee: a blob enters `pending` only after its pack was committed, and an index
 // file is built from `pending` only, so no index file ever names a pack that is not stored.
+//
+// Retries: a commit that fails with a retryable error is tried again. Only a PendingFile
+// that still holds its data marks an error retryable (the in-memory default, whose save()
+// may fail transiently); LocalBackend's commit failures are permanent because its temporary
+// file is gone (or a failed fsync may have dropped data), so the pack's blobs are lost and
+// the error sticks.
 #include <fmt/format.h>
 
 #include "repo/compress/zstd.h"
@@ -17,21 +23,23 @@ void RepositoryWriter::State::start_uploads(unsigned count) {
 }
 
 void RepositoryWriter::State::stop_uploads() {
+  std::deque<ClosedPack> dropped;  // unflushed packs: their temporary files are removed
   {
     std::scoped_lock lock(mutex);
     stopping = true;
-    queue.clear();  // unflushed packs are dropped; running uploads finish atomically
+    dropped.swap(queue);  // running commits finish atomically
     work_cv.notify_all();
     room_cv.notify_all();
     stop_cv.notify_all();
   }
+  dropped.clear();
   for (std::thread& t : threads) t.join();
   threads.clear();
 }
 
 void RepositoryWriter::State::upload_loop() {
   for (;;) {
-    std::optional<PackWriter> job;
+    std::optional<ClosedPack> job;
     bool skip = false;
     {
       std::unique_lock lock(mutex);
@@ -45,18 +53,19 @@ void RepositoryWriter::State::upload_loop() {
       room_cv.notify_all();
     }
     run_job(*job, skip);
+    job.reset();  // an uncommitted pack's temporary file is removed outside the lock
     std::scoped_lock lock(mutex);
     --busy;
     idle_cv.notify_all();
   }
 }
 
-// Uploads one pack, moves its entries to `pending`, and writes an index file when full.
+// Commits one pack, moves its entries to `pending`, and writes an index file when full.
 // Runs without the lock except for the bookkeeping.
-void RepositoryWriter::State::run_job(PackWriter& job, bool skip) {
+void RepositoryWriter::State::run_job(ClosedPack& job, bool skip) {
   if (skip)
     return;
-  auto stored = upload_pack(job);
+  auto stored = commit_pack(job);
   std::vector<PackedBlob> batch;
   {
     std::scoped_lock lock(mutex);
@@ -70,7 +79,7 @@ void RepositoryWriter::State::run_job(PackWriter& job, bool skip) {
     auto now = std::chrono::steady_clock::now();
     if (pending.empty())
       pending_since = now;
-    pending.insert(pending.end(), stored->begin(), stored->end());
+    pending.insert(pending.end(), job.blobs.begin(), job.blobs.end());
     if (pending.size() >= kIndexFullBlobs || now - pending_since >= kIndexMaxAge)
       batch.swap(pending);
   }
@@ -81,14 +90,11 @@ void RepositoryWriter::State::run_job(PackWriter& job, bool skip) {
     record_error(written.error());
 }
 
-Result<std::vector<PackedBlob>> RepositoryWriter::State::upload_pack(PackWriter& job) {
-  COFFER_ASSIGN_OR_RETURN(FinishedPack pack, job.finish(key));
-  Handle h{FileKind::kPack, pack.id.hex()};
-  auto saved = save_with_retry(h, pack.data);
-  recycle(std::move(pack.data));
-  if (!saved)
-    return fail(saved.error().with_context("uploading pack " + pack.id.short_hex()));
-  return std::move(pack.blobs);
+Result<void> RepositoryWriter::State::commit_pack(ClosedPack& job) {
+  Handle h{FileKind::kPack, job.id.hex()};
+  COFFER_TRY_CTX(with_retry(h, job.size, [&] { return job.file->commit(h); }),
+                 "storing pack " + job.id.short_hex());
+  return {};
 }
 
 Result<void> RepositoryWriter::State::write_index(const std::vector<PackedBlob>& blobs) {
@@ -105,25 +111,28 @@ Result<Id> RepositoryWriter::State::save_unpacked(FileKind kind, std::string_vie
   COFFER_ASSIGN_OR_RETURN(Bytes sealed, seal(key, plain));
   Id id = Id::hash(sealed);
   Handle h{kind, id.hex()};
-  COFFER_TRY_CTX(save_with_retry(h, sealed), "saving " + h.path());
+  COFFER_TRY_CTX(with_retry(h, sealed.size(), [&] { return backend.save(h, sealed); }),
+                 "saving " + h.path());
   return id;
 }
 
-// Saves `data` as `h`, retrying retryable errors with exponential backoff. A retry that
-// finds the file already there with the right size counts as success: names are hashes of
-// the content, and an earlier attempt may have stored it before its reply was lost.
-Result<void> RepositoryWriter::State::save_with_retry(const Handle& h, ByteSpan data) {
+// Runs `attempt` (which stores `size` bytes as `h`), retrying retryable errors with
+// exponential backoff. A retry that finds the file already there with the right size counts
+// as success: names are hashes of the content, and an earlier attempt may have stored it
+// before its reply was lost.
+Result<void> RepositoryWriter::State::with_retry(const Handle& h, std::uint64_t size,
+                                                 const std::function<Result<void>()>& attempt) {
   auto delay = kSaveBackoff;
-  for (int attempt = 1;; ++attempt) {
-    auto saved = backend.save(h, data);
+  for (int n = 1;; ++n) {
+    auto saved = attempt();
     if (saved)
       return {};
-    if (attempt > 1 && saved.error().code == Errc::kInvalidArgument) {
-      auto size = backend.stat(h);
-      if (size && *size == data.size())
+    if (n > 1 && saved.error().code == Errc::kInvalidArgument) {
+      auto found = backend.stat(h);
+      if (found && *found == size)
         return {};
     }
-    if (!saved.error().retryable || attempt >= kSaveAttempts)
+    if (!saved.error().retryable || n >= kSaveAttempts)
       return saved;
     std::unique_lock lock(mutex);
     if (stop_cv.wait_for(lock, delay, [&] { return stopping; }))
@@ -132,16 +141,22 @@ Result<void> RepositoryWriter::State::save_with_retry(const Handle& h, ByteSpan 
   }
 }
 
+// Closes the open packs (each under its own lock, in slot order), then waits for the queue.
 Result<void> RepositoryWriter::State::flush() {
+  for (OpenPack& op : open) {
+    std::scoped_lock pack_lock(op.mutex);
+    if (op.pack && !op.pack->empty()) {
+      auto closed = close_pack(op);
+      if (!closed)
+        record_error(closed.error().with_context("closing a pack"));
+    }
+    op.pack.reset();
+    op.file.reset();
+  }
   std::vector<PackedBlob> batch;
   std::optional<Error> failed;
   {
     std::unique_lock lock(mutex);
-    for (std::optional<PackWriter>& slot : open) {
-      if (slot && !slot->empty())
-        enqueue_locked(slot);
-      slot.reset();
-    }
     idle_cv.wait(lock, [&] { return queue.empty() && busy == 0; });
     batch.swap(pending);
     failed = error;

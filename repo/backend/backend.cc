@@ -1,6 +1,47 @@
 #include "repo/backend/backend.h"
 
 namespace coffer::repo {
+namespace {
+
+// WriteBackend::begin_file's default: the bytes stay in memory until commit() saves them,
+// and stay there after a retryable save failure so that commit can be called again.
+class BufferedPendingFile final : public PendingFile {
+ public:
+  BufferedPendingFile(WriteBackend& backend, FileKind kind) : backend_(backend), kind_(kind) {}
+
+  Result<void> append(ByteSpan data) override {
+    if (state_ != State::kOpen)
+      return fail(Errc::kInvalidArgument, "append to a committed or abandoned file");
+    data_.insert(data_.end(), data.begin(), data.end());
+    return {};
+  }
+
+  Result<void> commit(const Handle& h) override {
+    if (state_ != State::kOpen || h.kind != kind_) {
+      return fail(Errc::kInvalidArgument,
+                  h.path() + ": commit of a committed, abandoned or other-kind file");
+    }
+    auto saved = backend_.save(h, data_);
+    if (saved || !saved.error().retryable) {
+      state_ = saved ? State::kCommitted : State::kAbandoned;
+      data_ = Bytes();
+    }
+    return saved;
+  }
+
+ private:
+  enum class State { kOpen, kCommitted, kAbandoned };
+  WriteBackend& backend_;  // outlives this file (backend.h contract)
+  const FileKind kind_;
+  Bytes data_;
+  State state_ = State::kOpen;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<PendingFile>> WriteBackend::begin_file(FileKind kind) {
+  return std::unique_ptr<PendingFile>(std::make_unique<BufferedPendingFile>(*this, kind));
+}
 
 const char* file_kind_dir(FileKind kind) {
   switch (kind) {

@@ -5,7 +5,8 @@
 // except the config file whose name is "config".
 //
 // Thread contract: every method of every backend is safe to call concurrently from any
-// number of threads. Backends own no caller memory; results are returned by value.
+// number of threads. Backends own no caller memory; results are returned by value. A
+// PendingFile is used by one thread at a time and must not outlive its backend.
 #pragma once
 
 #include <cstdint>
@@ -65,8 +66,36 @@ class ReadBackend {
   [[nodiscard]] virtual BackendProperties properties() const = 0;
 };
 
+// A file written in pieces whose name is known only at the end (a pack, named by the hash of
+// its bytes). Nothing is visible under any Handle before commit() succeeds. Destroying an
+// uncommitted PendingFile abandons it: whatever it stored so far (a temporary file) is
+// removed.
+class PendingFile {
+ public:
+  virtual ~PendingFile() = default;
+
+  // Appends `data` to the file. After a failure the file is unusable (every later call
+  // fails) and whatever it held is already removed. Errors: kIo (e.g. a full disk).
+  virtual Result<void> append(ByteSpan data) = 0;
+
+  // Stores everything appended so far as `h` atomically, like WriteBackend::save(). After
+  // success the object only waits to be destroyed. After a failure marked retryable the data
+  // is still held and commit may be called again; after any other storage failure the file
+  // is abandoned (removed, every later call fails).
+  // Errors: kInvalidArgument if `h` already exists (the file is abandoned), or, with nothing
+  // changed, if h.kind is not the kind given to begin_file or the file was already committed
+  // or abandoned; kIo.
+  virtual Result<void> commit(const Handle& h) = 0;
+};
+
 class WriteBackend : public ReadBackend {
  public:
+  // Starts a file of `kind` to be written with PendingFile::append and named at commit.
+  // The default keeps the bytes in memory and calls save() at commit (MemBackend, remote
+  // backends); LocalBackend streams into a temporary file instead.
+  // Errors: kIo (LocalBackend: the temporary file cannot be created).
+  virtual Result<std::unique_ptr<PendingFile>> begin_file(FileKind kind);
+
   // Stores `data` as `h` atomically: readers see the whole file or nothing.
   // Errors: kIo (retryable when transient); kInvalidArgument if `h` already exists.
   virtual Result<void> save(const Handle& h, ByteSpan data) = 0;

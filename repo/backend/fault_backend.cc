@@ -69,20 +69,54 @@ void FaultBackend::fail_saves(FileKind kind, int pass, int count, bool retryable
   save_fault_ = SaveFault{kind, pass, count, retryable};
 }
 
-Result<void> FaultBackend::save(const Handle& h, ByteSpan data) {
-  delay();
-  {
-    std::scoped_lock lock(mutex_);
-    if (save_fault_ && save_fault_->kind == h.kind) {
-      if (save_fault_->pass > 0) {
-        --save_fault_->pass;
-      } else if (save_fault_->count > 0) {
-        --save_fault_->count;
-        return fail(Errc::kIo, h.path() + ": injected save failure", save_fault_->retryable);
-      }
+Result<void> FaultBackend::injected_save_fault(const Handle& h) {
+  std::scoped_lock lock(mutex_);
+  if (save_fault_ && save_fault_->kind == h.kind) {
+    if (save_fault_->pass > 0) {
+      --save_fault_->pass;
+    } else if (save_fault_->count > 0) {
+      --save_fault_->count;
+      return fail(Errc::kIo, h.path() + ": injected save failure", save_fault_->retryable);
     }
   }
+  return {};
+}
+
+Result<void> FaultBackend::save(const Handle& h, ByteSpan data) {
+  delay();
+  COFFER_TRY(injected_save_fault(h));
   return inner_->save(h, data);
+}
+
+// Forwards to the inner backend's PendingFile; commit first consults fail_saves.
+class FaultPendingFile final : public PendingFile {
+ public:
+  FaultPendingFile(FaultBackend& owner, std::unique_ptr<PendingFile> inner)
+      : owner_(owner), inner_(std::move(inner)) {}
+  Result<void> append(ByteSpan data) override {
+    if (!inner_)
+      return fail(Errc::kInvalidArgument, "append to an abandoned file");
+    return inner_->append(data);
+  }
+  Result<void> commit(const Handle& h) override {
+    if (!inner_)
+      return fail(Errc::kInvalidArgument, h.path() + ": commit of an abandoned file");
+    owner_.delay();
+    auto injected = owner_.injected_save_fault(h);
+    if (!injected && !injected.error().retryable)
+      inner_.reset();  // a permanent failure abandons the file, as the contract says
+    COFFER_TRY(injected);
+    return inner_->commit(h);
+  }
+
+ private:
+  FaultBackend& owner_;  // outlives this file (backend.h contract)
+  std::unique_ptr<PendingFile> inner_;
+};
+
+Result<std::unique_ptr<PendingFile>> FaultBackend::begin_file(FileKind kind) {
+  COFFER_ASSIGN_OR_RETURN(std::unique_ptr<PendingFile> inner, inner_->begin_file(kind));
+  return std::unique_ptr<PendingFile>(std::make_unique<FaultPendingFile>(*this, std::move(inner)));
 }
 
 Result<void> FaultBackend::remove(const Handle& h) {

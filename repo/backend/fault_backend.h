@@ -16,6 +16,8 @@
 
 namespace coffer::repo {
 
+class FaultPendingFile;
+
 class FaultBackend final : public WriteBackend {
  public:
   explicit FaultBackend(std::unique_ptr<WriteBackend> inner) : inner_(std::move(inner)) {}
@@ -30,7 +32,8 @@ class FaultBackend final : public WriteBackend {
   // Loads of this file return data with one byte flipped at file offset `at`.
   void corrupt_byte(const Handle& h, std::uint64_t at);
   // Saves of files of `kind`: the next `pass` calls go through, then `count` calls fail
-  // with kIo (retryable or not) without storing anything.
+  // with kIo (retryable or not) without storing anything. PendingFile commits count as
+  // saves: a failed one leaves the inner file pending, so a retryable one can be retried.
   void fail_saves(FileKind kind, int pass, int count, bool retryable);
   // Number of load() calls made so far.
   [[nodiscard]] std::uint64_t load_calls() const { return load_calls_; }
@@ -41,11 +44,16 @@ class FaultBackend final : public WriteBackend {
   [[nodiscard]] std::string location() const override { return "fault:" + inner_->location(); }
   [[nodiscard]] BackendProperties properties() const override { return inner_->properties(); }
   Result<void> save(const Handle& h, ByteSpan data) override;
+  // The inner backend's PendingFile (streamed for LocalBackend), with fail_saves applied
+  // at commit.
+  Result<std::unique_ptr<PendingFile>> begin_file(FileKind kind) override;
   Result<void> remove(const Handle& h) override;
   Result<void> create() override { return inner_->create(); }
 
  private:
+  friend class FaultPendingFile;
   void delay() const;
+  Result<void> injected_save_fault(const Handle& h);  // fail_saves bookkeeping
 
   std::unique_ptr<WriteBackend> inner_;
   std::atomic<long> latency_ms_{0};

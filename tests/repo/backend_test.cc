@@ -1,3 +1,4 @@
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -127,4 +128,160 @@ TEST_CASE("fault backend injects failures and flipped bytes", "[backend]") {
   REQUIRE_FALSE(broken);
   REQUIRE_FALSE(broken.error().retryable);
   REQUIRE(fb.load_calls() == 4);
+}
+
+namespace {
+
+// Names of the files under `dir` (recursively) that contain "-tmp-".
+std::vector<std::string> temp_files(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+    if (e.path().filename().string().find("-tmp-") != std::string::npos)
+      out.push_back(e.path().string());
+  }
+  return out;
+}
+
+Result<void> write_pieces(PendingFile& f, const std::vector<std::string>& pieces) {
+  for (const std::string& p : pieces) COFFER_TRY(f.append(as_bytes(p)));
+  return {};
+}
+
+std::vector<std::string> listed(WriteBackend& be, FileKind kind) {
+  std::vector<std::string> names;
+  REQUIRE(be.list(kind, [&](const FileInfo& f) -> Result<void> {
+    names.push_back(f.name);
+    return {};
+  }));
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("local pending files stream into a hidden temporary file until commit",
+          "[backend][pending]") {
+  coffer::test::TempDir dir;
+  std::string root = dir.path() + "/repo";
+  LocalBackend be(root);
+  REQUIRE(be.create());
+  Handle h{FileKind::kPack, name_for('p')};
+  auto file = be.begin_file(FileKind::kPack);
+  REQUIRE(file);
+  REQUIRE(write_pieces(**file, {"abc", "", "defgh"}));
+  std::vector<std::string> tmp = temp_files(root);
+  REQUIRE(tmp.size() == 1);
+  struct stat st {};
+  REQUIRE(::stat(tmp[0].c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(st.st_size == 8);
+  CHECK(listed(be, FileKind::kPack).empty());  // list() skips the temporary file
+  REQUIRE(be.stat(h).error().code == Errc::kNotFound);
+
+  SECTION("commit renames it into place, read-only") {
+    REQUIRE((*file)->commit(h));
+    CHECK(to_string(*be.load(h, 0, 0)) == "abcdefgh");
+    REQUIRE(::stat((root + "/" + h.path()).c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0400);
+    CHECK(listed(be, FileKind::kPack) == std::vector<std::string>{h.name});
+    CHECK((*file)->commit(h).error().code == Errc::kInvalidArgument);  // only once
+    file->reset();
+    CHECK(to_string(*be.load(h, 0, 0)) == "abcdefgh");  // destroying it keeps it
+  }
+  SECTION("destroying it uncommitted removes it") {
+    file->reset();
+    CHECK(listed(be, FileKind::kPack).empty());
+  }
+  SECTION("an existing name is refused and the existing file kept") {
+    REQUIRE(be.save(h, to_bytes("old")));
+    auto committed = (*file)->commit(h);
+    REQUIRE_FALSE(committed);
+    CHECK(committed.error().code == Errc::kInvalidArgument);
+    CHECK_FALSE(committed.error().retryable);
+    CHECK(to_string(*be.load(h, 0, 0)) == "old");
+    CHECK((*file)->append(as_bytes("x")).error().code == Errc::kInvalidArgument);
+  }
+  SECTION("a commit of another kind is refused") {
+    CHECK((*file)->commit(Handle{FileKind::kIndex, h.name}).error().code == Errc::kInvalidArgument);
+    REQUIRE((*file)->commit(h));  // the file is still usable
+  }
+  CHECK(temp_files(root).empty());
+}
+
+TEST_CASE("local pending files of other kinds and many at once", "[backend][pending]") {
+  coffer::test::TempDir dir;
+  LocalBackend be(dir.path() + "/repo");
+  REQUIRE(be.create());
+  std::vector<std::unique_ptr<PendingFile>> files;
+  for (char c : std::string("abcdef")) {
+    auto f = be.begin_file(c < 'd' ? FileKind::kPack : FileKind::kIndex);
+    REQUIRE(f);
+    REQUIRE((*f)->append(as_bytes(std::string(1000, c))));
+    files.push_back(std::move(*f));
+  }
+  REQUIRE(temp_files(dir.path()).size() == 6);
+  REQUIRE(files[0]->commit(Handle{FileKind::kPack, name_for('a')}));
+  REQUIRE(files[4]->commit(Handle{FileKind::kIndex, name_for('e')}));
+  files.clear();
+  CHECK(temp_files(dir.path()).empty());
+  CHECK(to_string(*be.load(Handle{FileKind::kPack, name_for('a')}, 0, 1)) == "a");
+  CHECK(to_string(*be.load(Handle{FileKind::kIndex, name_for('e')}, 999, 1)) == "e");
+  CHECK(listed(be, FileKind::kPack).size() == 1);
+  CHECK(listed(be, FileKind::kIndex).size() == 1);
+}
+
+TEST_CASE("the default pending file buffers in memory and saves at commit", "[backend][pending]") {
+  MemBackend be;
+  Handle h{FileKind::kSnapshot, name_for('s')};
+  auto file = be.begin_file(FileKind::kSnapshot);
+  REQUIRE(file);
+  REQUIRE(write_pieces(**file, {"snap", "shot"}));
+  CHECK(be.stat(h).error().code == Errc::kNotFound);
+  SECTION("commit saves the concatenation, once") {
+    REQUIRE((*file)->commit(h));
+    CHECK(to_string(*be.load(h, 0, 0)) == "snapshot");
+    CHECK((*file)->commit(h).error().code == Errc::kInvalidArgument);
+    CHECK((*file)->append(as_bytes("x")).error().code == Errc::kInvalidArgument);
+  }
+  SECTION("abandoning stores nothing") {
+    file->reset();
+    CHECK(listed(be, FileKind::kSnapshot).empty());
+  }
+  SECTION("an existing name or another kind is refused") {
+    REQUIRE(be.save(h, to_bytes("old")));
+    CHECK((*file)->commit(Handle{FileKind::kIndex, name_for('i')}).error().code ==
+          Errc::kInvalidArgument);
+    CHECK((*file)->commit(h).error().code == Errc::kInvalidArgument);
+    CHECK(to_string(*be.load(h, 0, 0)) == "old");
+  }
+}
+
+TEST_CASE("fault backend applies save failures to pending-file commits", "[backend][pending]") {
+  coffer::test::TempDir dir;
+  auto local = std::make_unique<LocalBackend>(dir.path() + "/repo");
+  REQUIRE(local->create());
+  FaultBackend fb(std::move(local));
+  Handle h{FileKind::kPack, name_for('f')};
+  auto file = fb.begin_file(FileKind::kPack);
+  REQUIRE(file);
+  REQUIRE((*file)->append(as_bytes("pack bytes")));
+  SECTION("a retryable failure keeps the data for another commit") {
+    fb.fail_saves(FileKind::kPack, 0, 1, true);
+    auto first = (*file)->commit(h);
+    REQUIRE_FALSE(first);
+    CHECK(first.error().retryable);
+    CHECK(temp_files(dir.path()).size() == 1);
+    REQUIRE((*file)->commit(h));
+    CHECK(to_string(*fb.load(h, 0, 0)) == "pack bytes");
+  }
+  SECTION("a permanent failure abandons the file") {
+    fb.fail_saves(FileKind::kPack, 0, 1, false);
+    auto first = (*file)->commit(h);
+    REQUIRE_FALSE(first);
+    CHECK_FALSE(first.error().retryable);
+    CHECK(temp_files(dir.path()).empty());
+    CHECK_FALSE((*file)->commit(h));
+    CHECK(fb.stat(h).error().code == Errc::kNotFound);
+  }
+  file->reset();
+  CHECK(temp_files(dir.path()).empty());
 }

@@ -83,6 +83,7 @@ TEST_CASE("pack writer output parses back blob for blob", "[pack][writer]") {
   REQUIRE(pack);
   REQUIRE(w.empty());
   REQUIRE(pack->data.size() == expected_size);  // Σ len_enc + Σ entries + 32 + 4
+  REQUIRE(pack->size == expected_size);
   REQUIRE(pack->id == Id::hash(pack->data));
   std::vector<PackedBlob> header = read_header(key, *pack);
   REQUIRE(header == pack->blobs);
@@ -134,4 +135,51 @@ TEST_CASE("pack writer keeps the encrypted header within 16 MiB", "[pack][writer
   std::uint32_t hlen = load_le32(pack->data.data() + pack->data.size() - 4);
   REQUIRE(hlen <= kPackMaxHeaderSize);
   REQUIRE(read_header(key, *pack).size() == n);
+}
+
+TEST_CASE("a streaming pack writer emits the file bytes in order and keeps none",
+          "[pack][writer]") {
+  MasterKey key = random_key();
+  std::mt19937_64 rng(11);
+  Bytes streamed;
+  int calls = 0;
+  PackWriter w([&](ByteSpan b) -> Result<void> {
+    ++calls;
+    streamed.insert(streamed.end(), b.begin(), b.end());
+    return {};
+  });
+  std::vector<Bytes> plains;
+  for (std::size_t n : {0, 1, 5000, 70000}) plains.push_back(random_plain(n, rng));
+  for (const Bytes& p : plains) {
+    REQUIRE(w.add(BlobType::kData, Id::hash(p), *seal(key, p), 0));
+    REQUIRE(streamed.size() == w.blob_bytes());  // each blob is emitted when added
+  }
+  auto pack = w.finish(key);
+  REQUIRE(pack);
+  CHECK(calls == 5);  // one call per blob, one for the header and trailer
+  CHECK(pack->data.empty());
+  REQUIRE(pack->size == streamed.size());
+  REQUIRE(pack->id == Id::hash(streamed));
+  FinishedPack as_file{pack->id, streamed, pack->blobs, pack->size};
+  REQUIRE(read_header(key, as_file) == pack->blobs);
+  for (std::size_t i = 0; i < plains.size(); ++i)
+    CHECK(open_blob(key, as_file, pack->blobs[i]) == plains[i]);
+}
+
+TEST_CASE("a pack writer whose sink failed refuses further blobs", "[pack][writer]") {
+  MasterKey key = random_key();
+  int budget = 1;  // the sink accepts one write, then reports a full disk
+  PackWriter w([&](ByteSpan) -> Result<void> {
+    if (budget-- > 0)
+      return {};
+    return fail(Errc::kIo, "no space left");
+  });
+  Bytes sealed = *seal(key, to_bytes("blob"));
+  REQUIRE(w.add(BlobType::kData, Id::hash(as_bytes("a")), sealed, 0));
+  auto second = w.add(BlobType::kData, Id::hash(as_bytes("b")), sealed, 0);
+  REQUIRE_FALSE(second);
+  CHECK(second.error().message == "no space left");
+  CHECK(w.count() == 1);
+  CHECK(w.add(BlobType::kData, Id::hash(as_bytes("c")), sealed, 0).error().code == Errc::kIo);
+  CHECK(w.finish(key).error().code == Errc::kIo);
 }

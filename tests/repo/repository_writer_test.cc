@@ -291,6 +291,8 @@ TEST_CASE("a failed pack upload is reported and no index names a missing pack", 
     named.insert(b.pack);
   for (const Id& p : named) REQUIRE(repo->backend().stat(Handle{FileKind::kPack, p.hex()}));
   CHECK(named == std::set<Id>(packs.begin(), packs.end()));  // the stored pack is indexed
+  for (const auto& e : std::filesystem::recursive_directory_iterator(path))  // none left
+    REQUIRE(e.path().filename().string().find("-tmp-") == std::string::npos);
 }
 
 TEST_CASE("transient upload failures are retried", "[writer][fault]") {

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -65,6 +66,92 @@ std::string random_suffix() {
   }
   return hex_encode(b);
 }
+
+// Renames `from` to `to` unless `to` exists (then EEXIST). File systems without
+// RENAME_NOREPLACE get link + unlink, which refuses an existing name the same way.
+int rename_noreplace(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
+    return 0;
+  if (errno != EINVAL && errno != ENOSYS)
+    return -1;
+  if (::link(from.c_str(), to.c_str()) != 0)
+    return -1;
+  ::unlink(from.c_str());
+  return 0;
+}
+
+// LocalBackend::begin_file's temporary file. States: open (fd_ valid, tmp_ exists), then
+// committed or abandoned (fd_ closed, tmp_ gone).
+class LocalPendingFile final : public PendingFile {
+ public:
+  LocalPendingFile(std::string root, FileKind kind, std::string tmp, int fd)
+      : root_(std::move(root)), kind_(kind), tmp_(std::move(tmp)), fd_(fd) {}
+  ~LocalPendingFile() override { abandon(); }
+  LocalPendingFile(const LocalPendingFile&) = delete;
+  LocalPendingFile& operator=(const LocalPendingFile&) = delete;
+
+  Result<void> append(ByteSpan data) override {
+    if (fd_.get() < 0)
+      return fail(Errc::kInvalidArgument, "append to a committed or abandoned file");
+    auto written = write_all(fd_.get(), data);
+    if (!written) {
+      Error e{Errc::kIo, "temporary file " + tmp_ + ": " + written.error().message, false};
+      abandon();
+      return fail(e);
+    }
+    return {};
+  }
+
+  Result<void> commit(const Handle& h) override {
+    if (fd_.get() < 0 || h.kind != kind_) {
+      return fail(Errc::kInvalidArgument,
+                  h.path() + ": commit of a committed, abandoned or other-kind file");
+    }
+    auto done = move_into_place(h);
+    if (!done) {
+      abandon();
+      Error e = done.error();
+      e.retryable = false;  // the data may be gone (see the header)
+      if (e.code == Errc::kNotFound)
+        e.code = Errc::kIo;
+      return fail(e);
+    }
+    return {};
+  }
+
+ private:
+  Result<void> move_into_place(const Handle& h) {
+    std::string final_path = root_ + "/" + h.path();
+    std::string dir = final_path.substr(0, final_path.rfind('/'));
+    if (::fsync(fd_.get()) != 0)
+      return fail(errno_error("fsync " + tmp_, errno));
+    if (::fchmod(fd_.get(), 0400) != 0)
+      return fail(errno_error("chmod " + tmp_, errno));
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return fail(errno_error("mkdir " + dir, errno));
+    if (rename_noreplace(tmp_, final_path) != 0) {
+      if (errno == EEXIST)
+        return fail(Errc::kInvalidArgument, h.path() + ": already exists");
+      return fail(errno_error("rename " + tmp_ + " to " + h.path(), errno));
+    }
+    ::close(fd_.release());
+    tmp_.clear();  // renamed: nothing left to remove
+    return fsync_dir(dir);
+  }
+
+  void abandon() {
+    if (fd_.get() >= 0)
+      ::close(fd_.release());
+    if (!tmp_.empty())
+      ::unlink(tmp_.c_str());
+    tmp_.clear();
+  }
+
+  const std::string root_;
+  const FileKind kind_;
+  std::string tmp_;  // "" once renamed or removed
+  UniqueFd fd_;
+};
 
 }  // namespace
 
@@ -175,6 +262,22 @@ Result<void> LocalBackend::save(const Handle& h, ByteSpan data) {
   }
   ::fchmod(fd.get(), 0400);
   return fsync_dir(dir);
+}
+
+std::string LocalBackend::dir_of(FileKind kind) const {
+  return kind == FileKind::kConfig ? root_ : root_ + "/" + file_kind_dir(kind);
+}
+
+Result<std::unique_ptr<PendingFile>> LocalBackend::begin_file(FileKind kind) {
+  std::string tmp = dir_of(kind) + "/pending-tmp-" + random_suffix();
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (fd.get() < 0) {
+    int err = errno;
+    return fail(Errc::kIo, "creating temporary file " + tmp + ": " + std::strerror(err));
+  }
+  int raw = fd.release();
+  return std::unique_ptr<PendingFile>(
+      std::make_unique<LocalPendingFile>(root_, kind, std::move(tmp), raw));
 }
 
 Result<void> LocalBackend::remove(const Handle& h) {

@@ -4,6 +4,13 @@
 // place, the directory is fsynced, and the file is made read-only (0400). Reads use
 // pread on a fresh descriptor, so any number of threads may read at once.
 //
+// begin_file streams into "<kind dir>/pending-tmp-<random>" (0600, the same file system as
+// the final name, a name list() skips); commit fsyncs it, makes it 0400, renames it into
+// place without replacing an existing file, and fsyncs the directory. A failed write or
+// commit, or destroying the PendingFile uncommitted, unlinks the temporary file. Commit
+// failures are never retryable: after a failed fsync Linux may have dropped the dirty
+// pages, so a second fsync could report success for lost data.
+//
 // Thread contract: every method is safe to call concurrently.
 #pragma once
 
@@ -24,6 +31,7 @@ class LocalBackend final : public WriteBackend {
   [[nodiscard]] BackendProperties properties() const override { return {8, true}; }
 
   Result<void> save(const Handle& h, ByteSpan data) override;
+  Result<std::unique_ptr<PendingFile>> begin_file(FileKind kind) override;
   Result<void> remove(const Handle& h) override;
   Result<void> create() override;
 
@@ -31,6 +39,7 @@ class LocalBackend final : public WriteBackend {
 
  private:
   [[nodiscard]] std::string path_of(const Handle& h) const { return root_ + "/" + h.path(); }
+  [[nodiscard]] std::string dir_of(FileKind kind) const;
   Result<void> list_dir(const std::string& dir, FileKind kind,
                         const std::function<Result<void>(const FileInfo&)>& fn);
 
