@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "repo/core/log.h"
+#include "repo/core/system.h"
 #include "repo/tree/node.h"
 
 namespace coffer::repo {
@@ -28,23 +29,6 @@ GoTime now_local() {
   if (::localtime_r(&secs, &tm) != nullptr)
     offset = static_cast<std::int32_t>(tm.tm_gmtoff);
   return GoTime{ns / 1000000000, static_cast<std::uint32_t>(ns % 1000000000), offset};
-}
-
-std::string current_host() {
-  std::array<char, 256> buf{};
-  if (::gethostname(buf.data(), buf.size() - 1) != 0)
-    return "";
-  return buf.data();
-}
-
-std::string current_user() {
-  passwd pw{};
-  passwd* out = nullptr;
-  std::array<char, 4096> buf{};
-  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &out) == 0 && out != nullptr) {
-    return out->pw_name;
-  }
-  return "";
 }
 
 // A fresh master key as restic's crypto.NewRandomKey makes one: random bytes, with the
@@ -85,8 +69,8 @@ Result<Id> write_key_file(WriteBackend& backend, const MasterKey& master, std::s
     return fail(Errc::kInvalidArgument, "an empty password is not a password");
   COFFER_ASSIGN_OR_RETURN(KeyFile key, make_key_file(master, password, options.kdf));
   key.created = format_go_time(now_local());
-  key.username = options.username.empty() ? current_user() : options.username;
-  key.hostname = options.hostname.empty() ? current_host() : options.hostname;
+  key.username = options.username.empty() ? current_user_name() : options.username;
+  key.hostname = options.hostname.empty() ? host_name() : options.hostname;
   std::string json = serialize_key_file(key);
   Id id = Id::hash(as_bytes(json));
   COFFER_TRY_CTX(backend.save(Handle{FileKind::kKey, id.hex()}, as_bytes(json)),

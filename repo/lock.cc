@@ -11,6 +11,7 @@
 
 #include "repo/compress/zstd.h"
 #include "repo/core/log.h"
+#include "repo/core/system.h"
 
 namespace coffer::repo {
 namespace {
@@ -24,23 +25,6 @@ GoTime now_time() {
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
   return GoTime{ns / 1000000000, static_cast<std::uint32_t>(ns % 1000000000), 0};
-}
-
-std::string host_name() {
-  std::array<char, 256> buf{};
-  if (::gethostname(buf.data(), buf.size() - 1) != 0)
-    return "";
-  return buf.data();
-}
-
-std::string user_name() {
-  passwd pw{};
-  passwd* out = nullptr;
-  std::array<char, 4096> buf{};
-  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &out) == 0 && out != nullptr) {
-    return out->pw_name;
-  }
-  return "";
 }
 
 // Returns a message naming a lock that conflicts with a new lock of kind `exclusive`, or "".
@@ -159,7 +143,7 @@ Result<std::unique_ptr<RepoLock>> RepoLock::acquire(const Repository& repo, bool
   lock->info_ = LockInfo{now_time(),
                          exclusive,
                          host_name(),
-                         user_name(),
+                         current_user_name(),
                          ::getpid(),
                          static_cast<std::uint32_t>(::getuid()),
                          static_cast<std::uint32_t>(::getgid())};

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "repo/core/system.h"
 #include "repo/ops/backup_archiver.h"
 #include "repo/ops/backup_scan.h"
 #include "repo/ops/filter.h"
@@ -82,22 +83,6 @@ Result<TargetNode> build_targets(const std::vector<std::string>& given,
     node->full = true;
   }
   return root;
-}
-
-std::string user_name() {
-  std::vector<char> buf(16384);
-  struct passwd pw {};
-  struct passwd* out = nullptr;
-  if (::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &out) != 0 || out == nullptr)
-    return "";
-  return out->pw_name;
-}
-
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0)
-    return "";
-  return buf;
 }
 
 std::string summary_json(const BackupSummary& s) {
@@ -362,7 +347,7 @@ Result<BackupResult> run_backup(Repository& repo, const BackupOptions& options,
   s.tree = *root;
   s.paths = paths;
   s.hostname = host;
-  s.username = user_name();
+  s.username = current_user_name();
   s.uid = ::getuid();
   s.gid = ::getgid();
   s.excludes = options.recorded_excludes.value_or(options.exclude.excludes);

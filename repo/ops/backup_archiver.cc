@@ -91,6 +91,10 @@ Result<Id> Archiver::run(const TargetNode& root, const std::optional<Id>& parent
     walk_dir(dir, root.path, old_root ? &*old_root : nullptr);
   else
     walk_virtual(dir, root, old_root ? &*old_root : nullptr);
+  return finish_run();
+}
+
+Result<Id> Archiver::finish_run() {
   drain();
   std::scoped_lock lock(mutex_);
   if (fatal_)

@@ -92,7 +92,8 @@ class Archiver {
   std::optional<Tree> load_old_tree(const std::optional<Id>& id, const std::string& path);
   void deliver(const std::shared_ptr<DirJob>& dir, std::size_t slot, std::optional<Node> node);
   void release(const std::shared_ptr<DirJob>& dir);
-  void drain();  // waits for every job, in pipeline order
+  void drain();             // waits for every job, in pipeline order
+  Result<Id> finish_run();  // drain(), then the root tree id or the first fatal error
   void finish_dir(const std::shared_ptr<DirJob>& dir);
   [[nodiscard]] bool unchanged(const Node& now, const Node* old) const;
 

@@ -239,13 +239,7 @@ Result<Id> Archiver::run_stream(int fd, Node node) {
   }
   chunk_done(job);
   release(dir);
-  drain();
-  std::scoped_lock lock(mutex_);
-  if (fatal_)
-    return fail(*fatal_);
-  if (!root_id_)
-    return fail(Errc::kIo, "the root tree was not written");
-  return *root_id_;
+  return finish_run();
 }
 
 }  // namespace coffer::repo::detail

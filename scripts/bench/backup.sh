@@ -15,27 +15,15 @@
 set -euo pipefail
 
 SRC_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-SMALL=0
-REPEAT=1
-BUILD=1
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --small) SMALL=1 ;;
-    --repeat) REPEAT=$2; shift ;;
-    --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "unknown argument: $1" >&2; exit 2 ;;
-  esac
-  shift
-done
+# shellcheck source=scripts/bench/lib.sh
+source "$SRC_DIR/scripts/bench/lib.sh"
+parse_bench_args "$@"
 if [[ $SMALL == 1 ]]; then
   BENCH=${COFFER_BENCH_DIR:-/tmp/coffer-bench-small}; SCALE=0.05
 else
   BENCH=${COFFER_BENCH_DIR:-/tmp/coffer-bench}; SCALE=1.0
 fi
 PW="$BENCH/password"
-# shellcheck source=scripts/bench/lib.sh
-source "$SRC_DIR/scripts/bench/lib.sh"
 
 prepare() {
   mkdir -p "$BENCH"

@@ -1,9 +1,25 @@
-# Shared helpers of the benchmark scripts (sourced, not run). The caller sets BENCH, PW, REPEAT,
-# BUILD and SRC_DIR, and may set COFFER_BIN.
+# Shared helpers of the benchmark scripts (sourced, not run). The caller sets SRC_DIR, calls
+# parse_bench_args "$@" (which sets SMALL, REPEAT and BUILD), then sets BENCH and PW; it may set
+# COFFER_BIN.
 # Needs: restic, /usr/bin/time (package `time`), python3, cmake; missing packages are installed.
 
 RESULTS=()
 DROP_WARN=0
+
+# --small, --repeat N, --no-build, -h (prints the calling script's header comment).
+parse_bench_args() {
+  SMALL=0 REPEAT=1 BUILD=1
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --small) SMALL=1 ;;
+      --repeat) REPEAT=$2; shift ;;
+      --no-build) BUILD=0 ;;
+      -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+      *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+  done
+}
 
 log() { printf '\n== %s\n' "$*"; }
 

@@ -10,11 +10,18 @@
 * Ctrl-C (SIGINT): exit 130, no snapshot, no lock left, restic check passes.
 * A repository on a full filesystem (3 MiB tmpfs): one-line error, no snapshot, consistent repository;
   after growing the filesystem the next backup works.
+* The source changing under the backup (driven by inotify: the change happens right after coffer's
+  first read): a file growing while it is read gives a warning and exit 0; files deleted after the
+  walk started give one error each, exit 3 and a snapshot without them.
 Run: COFFER_BIN=build/coffer python3 tests/tools/backup_failure_test.py
 """
 
+import ctypes
 import glob
 import os
+import select
+import struct
+import threading
 import random
 import signal
 import subprocess
@@ -112,6 +119,33 @@ class Base(unittest.TestCase):
     def snapshot_count(self, repo):
         repo.forget_memo()
         return len(repo.snapshots())
+
+
+def on_first_read(directory, action):
+    """Starts a thread that runs action() once something in `directory` is first read (inotify
+    IN_ACCESS); returns the thread (join it after the backup)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_CLOEXEC)
+    if fd < 0 or libc.inotify_add_watch(fd, os.fsencode(directory), B.IN_ACCESS) < 0:
+        raise OSError(ctypes.get_errno(), "inotify on %s" % directory)
+
+    def watch():
+        try:
+            while True:
+                ready, _, _ = select.select([fd], [], [], 120)
+                if not ready:
+                    return
+                buf = os.read(fd, 1 << 16)
+                _, mask, _, _ = struct.unpack_from("iIII", buf, 0)
+                if not mask & B.IN_ISDIR:
+                    action()
+                    return
+        finally:
+            os.close(fd)
+
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
 
 
 # --------------------------------------------------------------------------------------------------
@@ -271,6 +305,56 @@ class InterruptTest(Base):
 
 
 # --------------------------------------------------------------------------------------------------
+class SourceChangeTest(Base):
+    def test_file_growing_while_read_gives_a_warning(self):
+        d = F.ws.fresh("growing")
+        os.makedirs(d)
+        path = os.path.join(d, "grows.bin")
+        with open(path, "wb") as f:
+            f.write(random.Random(5).randbytes(24 * E.MiB))
+
+        def grow():
+            with open(path, "ab") as f:
+                f.write(b"appended while coffer reads\n" * 1000)
+
+        repo = F.repo("repo-growing")
+        watcher = on_first_read(d, grow)
+        res = repo.coffer("backup", d)
+        watcher.join(timeout=60)
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertIn(b"changed while it was read: " + os.fsencode(path), res.err)
+        self.assertEqual(self.snapshot_count(repo), 1)
+        self.assertRepoConsistent(repo)
+
+    def test_files_vanishing_mid_run_are_errors(self):
+        d = F.ws.fresh("vanish")
+        os.makedirs(d)
+        names = ["f%04d.txt" % i for i in range(3000)]
+        for n in names:
+            with open(os.path.join(d, n), "w") as f:
+                f.write("file %s\n" % n)
+        doomed = names[-1000:]
+
+        def delete():
+            for n in reversed(doomed):
+                os.unlink(os.path.join(d, n))
+
+        repo = F.repo("repo-vanish")
+        watcher = on_first_read(d, delete)
+        res = repo.coffer("backup", d, sane=False)
+        watcher.join(timeout=60)
+        E.check_sane(res, one_line=False)
+        self.assertEqual(res.rc, 3, res.describe())
+        self.assertIn(b"No such file or directory", res.err)
+        snaps = repo.snapshots()
+        self.assertEqual(len(snaps), 1)
+        listed = {os.path.basename(p) for p in
+                  repo.restic("ls", snaps[0]["id"]).out.decode().split("\n") if p}
+        self.assertIn(names[0], listed)
+        self.assertFalse(set(doomed) <= listed, "no deleted file is missing from the snapshot")
+        self.assertRepoConsistent(repo)
+
+
 class FullDiskTest(Base):
     def test_repository_filesystem_full(self):
         if not E.IS_ROOT:
