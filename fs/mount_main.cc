@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "fs/fuse_main.h"
+#include "repo/core/exit_status.h"
 #include "repo/core/log.h"
 #include "repo/lock.h"
 #include "repo/open.h"
@@ -225,21 +226,7 @@ Result<void> run(MountArgs& a) {
   return run_mount(a.config);
 }
 
-// coffer's exit codes (README "Exit codes", tools/global.h).
-int exit_code(const repo::Error& e) {
-  switch (e.code) {
-    case Errc::kNoRepository:
-      return 10;
-    case Errc::kLocked:
-      return 11;
-    case Errc::kAuth:
-      return 12;
-    case Errc::kCancelled:
-      return 130;
-    default:
-      return 1;
-  }
-}
+int exit_code(const repo::Error& e) { return repo::exit_status(e.code); }
 
 int report(const repo::Error& e) {
   std::fprintf(stderr, "coffer: %s\n", e.message.c_str());

@@ -343,10 +343,6 @@ Command add_backup_command(CLI::App& app, const GlobalOptions& g) {
   sub->add_option("--pack-size", o->pack_size_mib, "target pack size in MiB (4-128)")
       ->envname("RESTIC_PACK_SIZE");
   sub->add_option("--read-concurrency", b.readers, "files read at once (default: cores)");
-  // One value per flag, as restic's: `--exclude '*.tmp' DIR` backs up DIR.
-  for (CLI::Option* opt : sub->get_options())
-    if (!opt->get_positional() && opt->get_expected_max() > 1)
-      opt->allow_extra_args(false);
   return Command{sub, [&g, o] { return run(g, *o); }};
 }
 

@@ -354,8 +354,6 @@ Command add_forget_command(CLI::App& app, const GlobalOptions& g) {
                   std::string("keep yearly snapshots newer than this") + rel);
   sub->add_option("--keep-tag", o->keep_tags, "keep snapshots with this taglist (repeatable)");
   add_filter_options(*sub, o->filter);
-  for (const char* name : {"--keep-tag", "--host", "--tag", "--path"})
-    sub->get_option(name)->allow_extra_args(false);  // one value each: IDs may follow
   sub->add_flag("-c,--compact", o->compact, "use compact output format");
   sub->add_option("-g,--group-by", o->group_by,
                   "group snapshots by host, paths and/or tags, separated by comma ('' = none)");

@@ -64,8 +64,6 @@ Command add_restore_command(CLI::App& app, const GlobalOptions& g) {
                   "restore only paths matching this pattern (repeatable)");
   sub->add_option("-e,--exclude", o->excludes,
                   "do not restore paths matching this pattern (repeatable)");
-  for (const char* name : {"--include", "--exclude"})
-    sub->get_option(name)->allow_extra_args(false);  // one pattern each, as restic
   sub->add_flag("--verify", o->verify, "read restored files back and check every chunk's hash");
   return Command{sub, [&g, o] { return run(g, *o); }};
 }

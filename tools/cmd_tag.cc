@@ -98,8 +98,6 @@ Command add_tag_command(CLI::App& app, const GlobalOptions& g) {
                   "(repeatable: any)");
   sub->add_option("--path", o->filter.paths,
                   "only snapshots that include this path, when no ID is given (repeatable: all)");
-  for (const char* name : {"--set", "--add", "--remove", "--host", "--tag", "--path"})
-    sub->get_option(name)->allow_extra_args(false);  // one value each: IDs may follow
   sub->add_option("ID", o->ids, "snapshots to change (id, prefix or latest)");
   return Command{sub, [&g, o] { return run(g, *o); }};
 }

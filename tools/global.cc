@@ -196,8 +196,6 @@ void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f) {
   cmd.add_option("--tag", f.tags,
                  "only snapshots with these tags: a,b means both (repeatable: any)");
   cmd.add_option("--path", f.paths, "only snapshots that include this path (repeatable: all)");
-  for (const char* name : {"--host", "--tag", "--path"})
-    cmd.get_option(name)->allow_extra_args(false);  // one value each: a snapshot id may follow
 }
 
 repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, bool take_lock) {
@@ -234,19 +232,6 @@ void out_line(std::string_view line) {
   std::fputc('\n', stdout);
 }
 
-int exit_code_for(const repo::Error& e) {
-  switch (e.code) {
-    case Errc::kNoRepository:
-      return kExitNoRepository;
-    case Errc::kLocked:
-      return kExitLocked;
-    case Errc::kAuth:
-      return kExitWrongPassword;
-    case Errc::kCancelled:
-      return kExitInterrupted;
-    default:
-      return kExitError;
-  }
-}
+int exit_code_for(const repo::Error& e) { return repo::exit_status(e.code); }
 
 }  // namespace coffer::tools

@@ -11,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "repo/core/exit_status.h"
 #include "repo/lock.h"
 #include "repo/ops/snapshot_filter.h"
 #include "repo/repository.h"
@@ -18,13 +19,13 @@
 namespace coffer::tools {
 
 // Exit codes, as restic documents them.
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitError = 1;
-inline constexpr int kExitPartial = 3;
-inline constexpr int kExitNoRepository = 10;
-inline constexpr int kExitLocked = 11;
-inline constexpr int kExitWrongPassword = 12;
-inline constexpr int kExitInterrupted = 130;
+using repo::kExitError;
+using repo::kExitInterrupted;
+using repo::kExitLocked;
+using repo::kExitNoRepository;
+using repo::kExitOk;
+using repo::kExitPartial;
+using repo::kExitWrongPassword;
 
 struct GlobalOptions {
   std::string repo;

@@ -34,6 +34,15 @@ void install_signal_handlers() {
   std::signal(SIGPIPE, SIG_IGN);
 }
 
+// Every repeatable option takes one value per flag, as restic's do: `--exclude '*.tmp' DIR`
+// backs up DIR, and `--tag t ID` names snapshot ID.
+void one_value_per_flag(CLI::App& app) {
+  for (CLI::Option* opt : app.get_options())
+    if (!opt->get_positional() && opt->get_expected_max() > 1)
+      opt->allow_extra_args(false);
+  for (CLI::App* sub : app.get_subcommands({})) one_value_per_flag(*sub);
+}
+
 int fail_line(const std::string& message, int code) {
   std::fprintf(stderr, "coffer: %s\n", message.c_str());
   return code;
@@ -68,6 +77,7 @@ int main(int argc, char** argv) {
       coffer::tools::add_backup_command(app, g),    coffer::tools::add_init_command(app, g),
       coffer::tools::add_key_command(app, g),       coffer::tools::add_forget_command(app, g),
       coffer::tools::add_unlock_command(app, g),    coffer::tools::add_tag_command(app, g)};
+  one_value_per_flag(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

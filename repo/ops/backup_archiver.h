@@ -99,7 +99,9 @@ class Archiver {
 
   // Reading files (backup_file.cc).
   void read_file(const std::shared_ptr<FileJob>& job);
-  Result<void> read_stream(const std::shared_ptr<FileJob>& job, int fd, bool sparse);
+  // Reads `fd` to its end; with `sparse_size`, walks its data extents up to that size.
+  Result<void> read_stream(const std::shared_ptr<FileJob>& job, int fd,
+                           std::optional<std::uint64_t> sparse_size);
   Result<void> read_data(const std::shared_ptr<FileJob>& job, int fd, std::uint64_t offset,
                          std::uint64_t end, Chunker& chunker, std::unique_ptr<PooledBuffer>& buf);
   void read_hole(const std::shared_ptr<FileJob>& job, std::uint64_t count, Chunker& chunker,

@@ -62,9 +62,9 @@ void Archiver::read_file(const std::shared_ptr<FileJob>& job) {
     r = fail(Errc::kIo, job->path + ": no longer a regular file");
   } else {
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    bool sparse = static_cast<std::uint64_t>(before.st_blocks) * 512 <
-                  static_cast<std::uint64_t>(before.st_size);
-    r = read_stream(job, fd, sparse);
+    auto size = static_cast<std::uint64_t>(before.st_size);
+    bool sparse = static_cast<std::uint64_t>(before.st_blocks) * 512 < size;
+    r = read_stream(job, fd, sparse ? std::optional<std::uint64_t>(size) : std::nullopt);
     struct stat after {};
     if (r && ::fstat(fd, &after) == 0 && !same_content_stat(before, after))
       warning("file changed while it was read: " + job->path);
@@ -83,15 +83,13 @@ void Archiver::read_file(const std::shared_ptr<FileJob>& job) {
   chunk_done(job);  // the reader's hold
 }
 
-Result<void> Archiver::read_stream(const std::shared_ptr<FileJob>& job, int fd, bool sparse) {
+Result<void> Archiver::read_stream(const std::shared_ptr<FileJob>& job, int fd,
+                                   std::optional<std::uint64_t> sparse_size) {
   Chunker chunker(polynomial_);
   auto buf = buffers_->acquire();
   std::uint64_t pos = 0;
-  if (sparse) {
-    struct stat st {};
-    if (::fstat(fd, &st) != 0)
-      return fail(Errc::kIo, "stat " + job->path + ": " + std::strerror(errno));
-    auto size = static_cast<std::uint64_t>(st.st_size);
+  if (sparse_size) {
+    const std::uint64_t size = *sparse_size;
     while (pos < size) {
       off_t data = ::lseek(fd, static_cast<off_t>(pos), SEEK_DATA);
       std::uint64_t data_at = data < 0 ? size : std::min<std::uint64_t>(data, size);
@@ -232,7 +230,7 @@ Result<Id> Archiver::run_stream(int fd, Node node) {
   job->path = "/" + node.name;
   job->node = std::move(node);
   job->dir = dir;
-  auto r = read_stream(job, fd, false);
+  auto r = read_stream(job, fd, std::nullopt);
   if (!r) {
     set_fatal(r.error());
     job->failed = true;
