@@ -263,10 +263,12 @@ void print_problem(const GlobalOptions& g, const char* kind, const std::string& 
 
 repo::Result<int> run(const GlobalOptions& g, BackupCmdOptions& o) {
   COFFER_TRY(finish_options(o));
-  COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g));
   auto& b = o.backup;
   b.cancel = &interrupted();
   b.program_version = "coffer 0.1.0";
+  // The scan of the sources starts before the key derivation, which it overlaps.
+  COFFER_ASSIGN_OR_RETURN(auto sources, repo::prepare_backup(b));
+  COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g));
   if (!o.parent.empty()) {
     COFFER_ASSIGN_OR_RETURN(b.parent, r->resolve(repo::FileKind::kSnapshot, o.parent));
   }
@@ -285,7 +287,7 @@ repo::Result<int> run(const GlobalOptions& g, BackupCmdOptions& o) {
     };
   }
   auto start = std::chrono::steady_clock::now();
-  auto result = repo::run_backup(*r, b, progress);
+  auto result = repo::run_backup(*r, b, progress, std::move(sources));
   if (progress && !g.json)
     std::fprintf(stderr, "\r\033[K");
   COFFER_TRY(result);

@@ -269,35 +269,57 @@ Result<std::vector<std::string>> absolute_targets(const std::vector<std::string>
   return out;
 }
 
+struct BackupSources {
+  explicit BackupSources(Excluder e) : excluder(std::move(e)) {}
+  Excluder excluder;
+  std::vector<std::string> paths;     // the snapshot's paths
+  std::optional<TargetNode> targets;  // none for stdin
+  std::vector<std::string> missing;   // targets that do not exist
+  std::unique_ptr<BackupScan> scan;   // last: stopped before the rest goes
+};
+
+void BackupSourcesDeleter::operator()(BackupSources* s) const { delete s; }
+
+Result<PreparedSources> prepare_backup(const BackupOptions& options) {
+  COFFER_ASSIGN_OR_RETURN(Excluder excluder, Excluder::create(options.exclude));
+  PreparedSources s(new BackupSources(std::move(excluder)));
+  if (options.stdin_source) {
+    s->paths.push_back("/" + options.stdin_source->filename);
+    return s;
+  }
+  if (options.paths.empty())
+    return fail(Errc::kInvalidArgument, "nothing to back up: no paths given");
+  std::vector<std::string> given;
+  for (const auto& p : options.paths) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) {
+      s->missing.push_back(p + " does not exist, skipping");
+      continue;
+    }
+    given.push_back(p);
+    s->excluder.allow_device(st.st_dev);
+  }
+  if (given.empty())
+    return fail(Errc::kInvalidArgument, "all target paths do not exist");
+  COFFER_ASSIGN_OR_RETURN(s->paths, absolute_targets(given));
+  COFFER_ASSIGN_OR_RETURN(s->targets, build_targets(given, s->paths));
+  s->scan = std::make_unique<BackupScan>(*s->targets, s->excluder, options.cancel);
+  return s;
+}
+
 Result<BackupResult> run_backup(Repository& repo, const BackupOptions& options,
-                                const ProgressFn& progress) {
+                                const ProgressFn& progress, PreparedSources sources) {
+  if (!sources) {
+    COFFER_ASSIGN_OR_RETURN(sources, prepare_backup(options));
+  }
   BackupResult result;
   result.summary.backup_start = now_local();
   GoTime snapshot_time = options.time.value_or(result.summary.backup_start);
   std::string host = options.hostname.empty() ? host_name() : options.hostname;
-
-  std::vector<std::string> given, paths;
-  std::optional<TargetNode> targets;
-  COFFER_ASSIGN_OR_RETURN(Excluder excluder, Excluder::create(options.exclude));
-  if (options.stdin_source) {
-    paths.push_back("/" + options.stdin_source->filename);
-  } else {
-    if (options.paths.empty())
-      return fail(Errc::kInvalidArgument, "nothing to back up: no paths given");
-    for (const auto& p : options.paths) {
-      struct stat st {};
-      if (::lstat(p.c_str(), &st) != 0) {
-        result.errors.push_back(p + " does not exist, skipping");
-        continue;
-      }
-      given.push_back(p);
-      excluder.allow_device(st.st_dev);
-    }
-    if (given.empty())
-      return fail(Errc::kInvalidArgument, "all target paths do not exist");
-    COFFER_ASSIGN_OR_RETURN(paths, absolute_targets(given));
-    COFFER_ASSIGN_OR_RETURN(targets, build_targets(given, paths));
-  }
+  result.errors = sources->missing;
+  const std::vector<std::string>& paths = sources->paths;
+  const std::optional<TargetNode>& targets = sources->targets;
+  const Excluder& excluder = sources->excluder;
 
   std::optional<SnapshotEntry> parent;
   if (options.parent) {
@@ -320,16 +342,13 @@ Result<BackupResult> run_backup(Repository& repo, const BackupOptions& options,
     COFFER_ASSIGN_OR_RETURN(writer, RepositoryWriter::create(repo, options.writer));
   }
   Archiver archiver(repo, writer.get(), options, excluder);
-  std::unique_ptr<BackupScan> scan;
-  if (progress && targets)
-    scan = std::make_unique<BackupScan>(*targets, excluder, options.cancel);
-  ProgressTicker ticker(progress, archiver, scan.get());
+  ProgressTicker ticker(progress, archiver, sources->scan.get());
   Result<Id> root =
       targets ? archiver.run(*targets, result.parent_id ? std::optional<Id>(parent->snapshot.tree)
                                                         : std::nullopt)
               : archive_stream(archiver, *options.stdin_source, snapshot_time);
   ticker.stop();
-  scan.reset();
+  sources->scan.reset();
   for (auto& e : archiver.take_errors()) result.errors.push_back(std::move(e));
   result.warnings = archiver.take_warnings();
   COFFER_TRY(root);

@@ -92,13 +92,29 @@ struct BackupResult {
 
 using ProgressFn = std::function<void(const BackupProgress&)>;
 
-// Backs up `options.paths` (or the stdin source) into `repo` and saves a snapshot.
+// The part of a backup that needs no repository: the targets checked and resolved, the
+// exclusions compiled, and the scan of the targets (sizes for progress) running on its own
+// threads. Preparing before the repository is opened lets the scan's cold, I/O-bound walk
+// overlap the CPU-bound key derivation, and warms the kernel's inode and dentry caches for
+// the archiver.
+struct BackupSources;
+struct BackupSourcesDeleter {
+  void operator()(BackupSources* s) const;
+};
+using PreparedSources = std::unique_ptr<BackupSources, BackupSourcesDeleter>;
+
+// Prepares the backup of `options` (which must outlive the result). Errors: those of
+// run_backup about paths and patterns (kInvalidArgument).
+Result<PreparedSources> prepare_backup(const BackupOptions& options);
+
+// Backs up `options.paths` (or the stdin source) into `repo` and saves a snapshot, from
+// `sources` (prepare_backup of the same options; prepared here when null).
 // REQUIRES: repo.load_index() done, the caller holds a (non-exclusive) lock.
 // Errors: kInvalidArgument (no paths, a path that does not exist, bad pattern), kIo
 // (repository writes), kCancelled, kIo for a failing stdin command (no snapshot saved).
 // Unreadable files are not errors: they are listed in BackupResult::errors.
 Result<BackupResult> run_backup(Repository& repo, const BackupOptions& options,
-                                const ProgressFn& progress = {});
+                                const ProgressFn& progress = {}, PreparedSources sources = {});
 
 // The snapshot `paths` of a backup of `targets` (absolute, cleaned, in order, unique).
 Result<std::vector<std::string>> absolute_targets(const std::vector<std::string>& targets);

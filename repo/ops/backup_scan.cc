@@ -7,10 +7,13 @@
 namespace coffer::repo {
 
 BackupScan::BackupScan(const detail::TargetNode& targets, const Excluder& excluder,
-                       const std::atomic<bool>* cancel)
+                       const std::atomic<bool>* cancel, unsigned threads)
     : excluder_(excluder), cancel_(cancel) {
-  thread_ = std::jthread([this, &targets](std::stop_token stop) {
-    scan_target(targets, stop);
+  thread_ = std::jthread([this, &targets, threads](std::stop_token stop) {
+    {
+      WorkPool pool(threads, 4096);
+      scan_target(targets, pool, stop);
+    }  // joined: every directory queued has been listed (or skipped after a stop)
     finished_ = !stop.stop_requested();
   });
 }
@@ -27,17 +30,20 @@ void BackupScan::fill(BackupProgress& p) const {
   p.scan_finished = finished_;
 }
 
-void BackupScan::scan_target(const detail::TargetNode& node, const std::stop_token& stop) {
+void BackupScan::scan_target(const detail::TargetNode& node, WorkPool& pool,
+                             const std::stop_token& stop) {
   if (node.full)
-    return scan_path(node.path, stop);
+    return scan_path(node.path, pool, stop);
   for (const auto& [name, child] : node.children) {
     if (stop.stop_requested())
       return;
-    scan_target(child, stop);
+    scan_target(child, pool, stop);
   }
 }
 
-void BackupScan::scan_path(const std::string& path, const std::stop_token& stop) {
+// Counts `path`; a directory's entries become jobs of `pool`, so several lstat() calls
+// (disk reads, on a cold cache) are in flight at once.
+void BackupScan::scan_path(const std::string& path, WorkPool& pool, const std::stop_token& stop) {
   if (stop.stop_requested() || (cancel_ != nullptr && cancel_->load()))
     return;
   struct stat st {};
@@ -61,7 +67,11 @@ void BackupScan::scan_path(const std::string& path, const std::stop_token& stop)
   }
   ::closedir(d);
   excluder_.drop_marked(path, names);
-  for (const auto& n : names) scan_path(path == "/" ? "/" + n : path + "/" + n, stop);
+  for (auto& n : names) {
+    std::string child = path == "/" ? "/" + n : path + "/" + n;
+    pool.submit_or_run(
+        [this, child = std::move(child), &pool, stop] { scan_path(child, pool, stop); });
+  }
 }
 
 }  // namespace coffer::repo
