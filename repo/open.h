@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "repo/core/error.h"
+#include "repo/location.h"
 #include "repo/repository.h"
 
 namespace coffer::repo {
@@ -22,11 +23,13 @@ namespace coffer::repo {
 // Where the password comes from (a file, a command, a prompt, an inherited pipe, ...).
 using PasswordSource = std::function<Result<std::string>()>;
 
-// Opens the repository at `location` ("/path", "local:/path") with the password that
-// `password` returns. Errors: kInvalidArgument for a malformed location, those of
-// `password`, and those of Repository::open (kNoRepository, kAuth, kCorrupt, kIo).
+// Opens the repository at `location` ("/path", "local:/path", "b2:bucket:prefix") with the
+// password that `password` returns; `backend_options` are the `-o` options (location.h).
+// Errors: kInvalidArgument for a malformed location or option, those of `password`, and
+// those of Repository::open (kNoRepository, kAuth, kCorrupt, kIo, kAccessDenied).
 Result<std::unique_ptr<Repository>> open_repository_at(std::string_view location,
                                                        const PasswordSource& password,
-                                                       const OpenOptions& options);
+                                                       const OpenOptions& options,
+                                                       const BackendOptions& backend_options = {});
 
 }  // namespace coffer::repo

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libfuse3-dev fuse3 libcurl4-openssl-dev libssl-dev libzstd-dev liblmdb-dev
   libcli11-dev catch2 nlohmann-json3-dev libfmt-dev libexpected-dev
-  restic python3 attr e2fsprogs clang-format zstd time openssl rclone
+  restic python3 attr e2fsprogs clang-format zstd time openssl rclone faketime curl
 )
 
 missing=()

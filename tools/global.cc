@@ -154,8 +154,15 @@ repo::Result<std::string> read_new_password(const PasswordInput& in) {
   return pw;
 }
 
+repo::Result<repo::BackendOptions> backend_options(const GlobalOptions& g) {
+  repo::BackendOptions options;
+  for (const auto& text : g.options) COFFER_TRY(repo::add_backend_option(options, text));
+  return options;
+}
+
 repo::Result<std::unique_ptr<repo::WriteBackend>> open_new_backend(const GlobalOptions& g) {
-  return repo::open_backend(g.repo);
+  COFFER_ASSIGN_OR_RETURN(auto options, backend_options(g));
+  return repo::open_backend(g.repo, options);
 }
 
 repo::Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g,
@@ -164,8 +171,9 @@ repo::Result<std::unique_ptr<repo::Repository>> open_other_repository(const Glob
   repo::OpenOptions options;
   options.cache_dir = g.cache_dir;
   options.no_cache = g.no_cache;
+  COFFER_ASSIGN_OR_RETURN(auto backend, backend_options(g));
   return repo::open_repository_at(
-      location, [&in] { return read_password(in); }, options);
+      location, [&in] { return read_password(in); }, options, backend);
 }
 
 std::atomic<bool>& interrupted() {
@@ -178,7 +186,9 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
   g.password_file = env_either("COFFER_PASSWORD_FILE", "RESTIC_PASSWORD_FILE");
   g.password_command = env_either("COFFER_PASSWORD_COMMAND", "RESTIC_PASSWORD_COMMAND");
   g.cache_dir = env_either("COFFER_CACHE_DIR", "RESTIC_CACHE_DIR");
-  app.add_option("-r,--repo", g.repo, "repository location (/path, local:/path)");
+  app.add_option("-r,--repo", g.repo, "repository location (/path, local:/path, b2:bucket:prefix)");
+  app.add_option("-o,--option", g.options,
+                 "set a backend option key=value, e.g. b2.connections=16 (repeatable)");
   app.add_option("--password-file", g.password_file,
                  "read the password from the first line of a file");
   app.add_option("--password-command", g.password_command,
@@ -203,8 +213,10 @@ repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, 
   options.cache_dir = g.cache_dir;
   options.no_cache = g.no_cache;
   OpenRepo r;
-  COFFER_ASSIGN_OR_RETURN(r.repo, repo::open_repository_at(
-                                      g.repo, [&g] { return resolve_password(g); }, options));
+  COFFER_ASSIGN_OR_RETURN(auto backend, backend_options(g));
+  COFFER_ASSIGN_OR_RETURN(r.repo,
+                          repo::open_repository_at(
+                              g.repo, [&g] { return resolve_password(g); }, options, backend));
   if (take_lock && !g.no_lock) {
     COFFER_ASSIGN_OR_RETURN(r.lock, repo::RepoLock::acquire(*r.repo, false));
   }

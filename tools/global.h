@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include "repo/core/exit_status.h"
+#include "repo/location.h"
 #include "repo/lock.h"
 #include "repo/ops/snapshot_filter.h"
 #include "repo/repository.h"
@@ -37,6 +38,7 @@ struct GlobalOptions {
   bool json = false;
   bool quiet = false;
   int verbose = 0;
+  std::vector<std::string> options;  // -o key=value (backend options, repo/location.h)
 };
 
 // Set by the SIGINT/SIGTERM handler; long operations poll it.
@@ -97,6 +99,9 @@ repo::Result<std::unique_ptr<repo::WriteBackend>> open_new_backend(const GlobalO
 repo::Result<std::unique_ptr<repo::Repository>> open_other_repository(const GlobalOptions& g,
                                                                       const std::string& location,
                                                                       const PasswordInput& in);
+
+// The backend options of -o. Errors: kInvalidArgument (not key=value).
+repo::Result<repo::BackendOptions> backend_options(const GlobalOptions& g);
 
 // Maps an error to the documented exit code.
 int exit_code_for(const repo::Error& e);

@@ -22,6 +22,8 @@ const char* errc_name(Errc code) {
       return "cancelled";
     case Errc::kNoRepository:
       return "no repository";
+    case Errc::kAccessDenied:
+      return "access denied";
   }
   return "error";
 }

@@ -22,6 +22,7 @@ enum class Errc {
   kLocked,           // a repository lock is held by someone else
   kCancelled,        // the user interrupted the operation
   kNoRepository,     // the repository location holds no repository
+  kAccessDenied,     // the storage service refused our credentials or permissions (B2 key)
 };
 
 struct Error {

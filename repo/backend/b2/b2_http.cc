@@ -1,0 +1,210 @@
+#include "repo/backend/b2/b2_http.h"
+
+#include <algorithm>
+#include <cctype>
+#include <condition_variable>
+#include <cstdlib>
+#include <mutex>
+
+#include <curl/curl.h>
+
+namespace coffer::repo::b2 {
+namespace {
+
+void global_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+struct SlistFree {
+  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+using Slist = std::unique_ptr<curl_slist, SlistFree>;
+
+// What the curl callbacks of one transfer write into.
+struct Transfer {
+  HttpResponse* resp = nullptr;
+  Bytes* sink = nullptr;
+  long status = 0;  // of the response whose headers arrived last (100 Continue is skipped)
+};
+
+std::string trim(std::string s) {
+  while (!s.empty() && (std::isspace(static_cast<unsigned char>(s.back())) != 0)) s.pop_back();
+  std::size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i])) != 0) ++i;
+  return s.substr(i);
+}
+
+std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string line(data, size * n);
+  if (line.starts_with("HTTP/")) {  // a new response (after 100 Continue or a retry)
+    t->resp->headers.clear();
+    auto sp = line.find(' ');
+    t->status = sp == std::string::npos ? 0 : std::strtol(line.c_str() + sp + 1, nullptr, 10);
+    return size * n;
+  }
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    t->resp->headers[name] = trim(line.substr(colon + 1));
+  }
+  return size * n;
+}
+
+std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const auto* bytes = reinterpret_cast<const std::byte*>(data);
+  Bytes& out =
+      (t->sink != nullptr && t->status >= 200 && t->status < 300) ? *t->sink : t->resp->body;
+  out.insert(out.end(), bytes, bytes + size * n);
+  t->resp->bytes_received += size * n;
+  return size * n;
+}
+
+// Sets every option of one request on a freshly reset handle.
+void configure(CURL* h, const HttpConfig& c, const HttpRequest& req, curl_slist* headers,
+               Transfer* t) {
+  curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, c.allow_http ? "http,https" : "https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!c.ca_file.empty())
+    curl_easy_setopt(h, CURLOPT_CAINFO, c.ca_file.c_str());
+  curl_easy_setopt(h, CURLOPT_USERAGENT, c.user_agent.c_str());
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c.connect_timeout_s);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, c.low_speed_bytes);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c.low_speed_time_s);
+  std::uint64_t bytes = req.body.size() + req.expected_bytes;
+  long deadline = c.timeout_s + static_cast<long>(bytes / static_cast<std::uint64_t>(c.min_rate));
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, deadline);
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+  if (req.method == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "POST") {
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  }
+}
+
+// A body that ended before its Content-Length (curl reports most of these itself).
+bool body_short(const HttpRequest& req, const HttpResponse& r) {
+  std::string cl = r.header("content-length");
+  if (req.method == "HEAD" || cl.empty())
+    return false;
+  return std::strtoull(cl.c_str(), nullptr, 10) != r.bytes_received;
+}
+
+}  // namespace
+
+HttpRequest make_request(std::string method, std::string url, std::vector<std::string> headers,
+                         ByteSpan body) {
+  HttpRequest req;
+  req.method = std::move(method);
+  req.url = std::move(url);
+  req.headers = std::move(headers);
+  req.body = body;
+  return req;
+}
+
+std::string HttpResponse::header(const std::string& name) const {
+  auto it = headers.find(name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+// Idle easy handles; `created` counts handles alive (idle or lent out). Lock order: mutex only.
+struct HttpClient::Pool {
+  std::mutex mutex;
+  std::condition_variable freed;
+  std::vector<CURL*> idle;
+  unsigned created = 0;
+  unsigned limit = 1;
+
+  CURL* acquire() {
+    std::unique_lock lock(mutex);
+    freed.wait(lock, [&] { return !idle.empty() || created < limit; });
+    if (!idle.empty()) {
+      CURL* h = idle.back();
+      idle.pop_back();
+      return h;
+    }
+    ++created;
+    return nullptr;  // the caller creates one (outside the lock)
+  }
+
+  void release(CURL* h, bool discard) {
+    if (discard && h != nullptr) {
+      curl_easy_cleanup(h);
+      h = nullptr;
+    }
+    std::scoped_lock lock(mutex);
+    if (h != nullptr)
+      idle.push_back(h);
+    else
+      --created;
+    freed.notify_one();
+  }
+
+  ~Pool() {
+    for (CURL* h : idle) curl_easy_cleanup(h);
+  }
+};
+
+HttpClient::HttpClient(HttpConfig config) : config_(std::move(config)), pool_(new Pool) {
+  global_init_once();
+  pool_->limit = std::max(1U, config_.connections);
+}
+
+HttpClient::~HttpClient() = default;
+
+HttpResponse HttpClient::perform(const HttpRequest& req) {
+  HttpResponse resp;
+  CURL* h = pool_->acquire();
+  if (h == nullptr)
+    h = curl_easy_init();
+  if (h == nullptr) {
+    pool_->release(nullptr, true);
+    resp.error = "cannot create a curl handle";
+    return resp;
+  }
+  curl_easy_reset(h);  // keeps the connection cache
+  Slist headers;
+  std::vector<std::string> lines = req.headers;
+  lines.emplace_back("Expect:");  // no 100-continue round trip before uploads
+  for (const auto& line : lines) {
+    curl_slist* l = curl_slist_append(headers.get(), line.c_str());
+    if (l != nullptr) {
+      (void)headers.release();
+      headers.reset(l);
+    }
+  }
+  Transfer t{&resp, req.sink, 0};
+  configure(h, config_, req, headers.get(), &t);
+  CURLcode rc = curl_easy_perform(h);
+  curl_off_t sent = 0;
+  curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &sent);
+  resp.bytes_sent = static_cast<std::uint64_t>(sent);
+  resp.status = t.status;
+  if (rc != CURLE_OK)
+    resp.error = curl_easy_strerror(rc);
+  else if (body_short(req, resp))
+    resp.error = "the response body is shorter than its Content-Length";
+  resp.permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
+                   rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
+  if (rc != CURLE_OK && t.status == 0)
+    resp.status = 0;
+  bool discard = !resp.error.empty() || resp.status == 408 || resp.status >= 500;
+  pool_->release(h, discard);
+  return resp;
+}
+
+}  // namespace coffer::repo::b2

@@ -1,0 +1,85 @@
+// HttpClient: blocking HTTP/1.1 requests on libcurl for the B2 backend, over a bounded pool of
+// reused easy handles (keep-alive connections). Internal to repo/backend/b2; <curl/curl.h>
+// stays in b2_http.cc.
+//
+// A request waits for a free handle, so at most `connections` requests are in flight at once.
+// A handle whose request failed at the transport level, or was answered 408 or 5xx, is
+// destroyed rather than reused (its TCP connection may be in an unknown state; B2 says to
+// drop an upload connection after any error). Every request carries a deadline: a connect
+// timeout, a low-speed abort and a total timeout that grows with the bytes to move.
+//
+// Thread contract: perform() is safe to call from any number of threads. Ownership: the
+// client owns its handles; a request's body and sink are borrowed for the call only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "repo/core/bytes.h"
+
+namespace coffer::repo::b2 {
+
+struct HttpConfig {
+  unsigned connections = 8;
+  std::string ca_file;      // "" = the system store
+  bool allow_http = false;  // plain http:// only for an explicit endpoint override
+  long connect_timeout_s = 10;
+  long low_speed_bytes = 1024;  // abort a transfer slower than this ...
+  long low_speed_time_s = 60;   // ... for this long
+  long timeout_s = 120;         // total deadline of a request, plus the size term below
+  long min_rate = 64 * 1024;    // bytes/s assumed when scaling the deadline with the size
+  std::string user_agent = "coffer/0.1.0";
+};
+
+struct HttpRequest {
+  std::string method = "GET";  // GET, HEAD or POST
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  ByteSpan body;                     // POST body (sent with Content-Length, never chunked)
+  std::uint64_t expected_bytes = 0;  // download size if known (for the deadline)
+  Bytes* sink = nullptr;  // if set, 2xx response bodies are appended here (kept on failure)
+};
+
+// A request without sink or size hint.
+HttpRequest make_request(std::string method, std::string url, std::vector<std::string> headers,
+                         ByteSpan body = {});
+
+struct HttpResponse {
+  long status = 0;         // 0: the transfer failed (see error)
+  std::string error;       // transport error text ("" when the exchange completed)
+  bool permanent = false;  // the error cannot go away by retrying (TLS trust, bad URL)
+  std::map<std::string, std::string> headers;  // lower-case names, of the final response
+  Bytes body;                                  // the body unless it went to the request's sink
+  std::uint64_t bytes_sent = 0;                // request body bytes that left this host
+  std::uint64_t bytes_received = 0;            // response body bytes received
+
+  [[nodiscard]] bool ok() const { return status >= 200 && status < 300 && error.empty(); }
+  // The value of header `name` (lower case), or "".
+  [[nodiscard]] std::string header(const std::string& name) const;
+};
+
+class HttpClient {
+ public:
+  explicit HttpClient(HttpConfig config);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Sends `req` and waits for the answer. Never fails as a call: transport failures (refused,
+  // reset, timeout, a body shorter than its Content-Length) come back with status 0 and
+  // `error` set, or with the status and `error` set when the body broke off.
+  HttpResponse perform(const HttpRequest& req);
+
+  [[nodiscard]] const HttpConfig& config() const { return config_; }
+
+ private:
+  struct Pool;
+  HttpConfig config_;
+  std::unique_ptr<Pool> pool_;
+};
+
+}  // namespace coffer::repo::b2
