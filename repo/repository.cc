@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "repo/cache/lmdb_blob_index.h"
+#include "repo/cache/object_cache.h"
 #include "repo/chunker/polynomial.h"
 #include "repo/compress/zstd.h"
 #include "repo/core/log.h"
@@ -112,6 +113,7 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<ReadBackend
   if (!config)
     return fail(config.error().with_context("reading config"));
   repo->config_ = *config;
+  repo->open_object_cache();
   return repo;
 }
 
@@ -155,10 +157,23 @@ Result<void> Repository::open_key(std::string_view password) {
 
 Result<Bytes> Repository::load_unpacked(FileKind kind, const Id& id) const {
   Handle h{kind, id.hex()};
-  COFFER_ASSIGN_OR_RETURN(Bytes sealed, backend_->load(h, 0, 0));
+  bool cached = objects_ && kind == FileKind::kSnapshot;
+  std::optional<Bytes> hit;
+  if (cached && (hit = objects_->get(CachedKind::kSnapshot, id)) && Id::hash(*hit) != id) {
+    objects_->remove(CachedKind::kSnapshot, id);
+    hit.reset();
+  }
+  Bytes sealed;
+  if (hit) {
+    sealed = std::move(*hit);
+  } else {
+    COFFER_ASSIGN_OR_RETURN(sealed, backend_->load(h, 0, 0));
+  }
   if (Id::hash(sealed) != id) {
     return fail(Errc::kCorrupt, h.path() + ": content does not match its name (hash mismatch)");
   }
+  if (cached && !hit)
+    objects_->put(CachedKind::kSnapshot, id, sealed);
   auto plain = open_sealed(key_, sealed);
   if (!plain)
     return fail(plain.error().with_context(h.path()));

@@ -44,7 +44,8 @@ struct SnapshotEntry {
   Snapshot snapshot;
 };
 
-class BlobIndex;  // repo/index/blob_index.h
+class BlobIndex;    // repo/index/blob_index.h
+class ObjectCache;  // repo/cache/object_cache.h
 
 class Repository {
  public:
@@ -101,6 +102,11 @@ class Repository {
   // blob could not be found where the index said.
   Result<void> reload_index();
 
+  // Remote backends keep snapshot files and tree blobs in a local cache (object_cache.h);
+  // a writer hands each tree blob it stores (`sealed`, as in the pack) to it here, so the
+  // next run finds its parent's trees locally. A no-op without that cache.
+  void remember_tree(const Id& id, ByteSpan sealed) const;
+
  private:
   Repository() = default;
   Result<void> open_key(std::string_view password);
@@ -110,6 +116,8 @@ class Repository {
   Result<void> load_index_into_cache(const std::vector<Id>& files, bool force_rebuild);
   Result<IndexFile> load_index_file(const Id& id) const;
   Result<void> ensure_cache_dir(const std::string& base, const std::string& dir) const;
+  void open_object_cache();
+  Result<Bytes> load_sealed_blob(const BlobHandle& blob, const PackedBlob& where) const;
 
   std::unique_ptr<ReadBackend> backend_;
   WriteBackend* writable_ = nullptr;  // backend_ itself when writable
@@ -118,6 +126,7 @@ class Repository {
   MasterKey key_;
   Id key_id_;
   std::unique_ptr<BlobIndex> index_;
+  std::unique_ptr<ObjectCache> objects_;  // remote backends only, unless no_cache
   // Set when the cache reported damage: lookups then use fallback_ (built once, under
   // fallback_mutex_), and damaged_marker_ makes the next open rebuild the cache.
   std::string damaged_marker_;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "repo/cache/lmdb_blob_index.h"
+#include "repo/cache/object_cache.h"
 #include "repo/compress/zstd.h"
 #include "repo/core/log.h"
 #include "repo/core/parallel.h"
@@ -193,13 +194,49 @@ Result<Bytes> Repository::load_blob(const BlobHandle& blob) const {
     return fail(Errc::kNotFound, fmt::format("{} blob {} not found in index",
                                              blob_type_name(blob.type), blob.id.hex()));
   }
+  bool cached = objects_ && blob.type == BlobType::kTree;
+  if (cached) {
+    if (auto hit = objects_->get(CachedKind::kTree, blob.id)) {
+      if (auto plain = decode_blob(*where, *hit))
+        return plain;
+      objects_->remove(CachedKind::kTree, blob.id);  // damaged copy: fetch it again
+    }
+  }
+  COFFER_ASSIGN_OR_RETURN(Bytes sealed, load_sealed_blob(blob, *where));
+  auto plain = decode_blob(*where, sealed);
+  if (plain && cached)
+    objects_->put(CachedKind::kTree, blob.id, sealed);
+  return plain;
+}
+
+Result<Bytes> Repository::load_sealed_blob(const BlobHandle& blob, const PackedBlob& where) const {
   auto sealed =
-      backend_->load(Handle{FileKind::kPack, where->pack.hex()}, where->offset, where->length);
+      backend_->load(Handle{FileKind::kPack, where.pack.hex()}, where.offset, where.length);
   if (!sealed) {
     return fail(sealed.error().with_context(
-        fmt::format("loading blob {} from pack {}", blob.id.hex(), where->pack.hex())));
+        fmt::format("loading blob {} from pack {}", blob.id.hex(), where.pack.hex())));
   }
-  return decode_blob(*where, *sealed);
+  return sealed;
+}
+
+void Repository::remember_tree(const Id& id, ByteSpan sealed) const {
+  if (objects_)
+    objects_->put(CachedKind::kTree, id, sealed);
+}
+
+void Repository::open_object_cache() {
+  if (options_.no_cache || backend_->properties().local)
+    return;
+  std::string base = cache_base(options_.cache_dir);
+  std::string dir = base + "/" + config_.id.hex();
+  auto made = ensure_cache_dir(base, dir);
+  auto cache = made ? ObjectCache::open(dir + "/objects")
+                    : Result<std::unique_ptr<ObjectCache>>(fail(made.error()));
+  if (!cache) {
+    log::warn("no local cache of snapshots and trees: " + cache.error().message);
+    return;
+  }
+  objects_ = std::move(*cache);
 }
 
 Result<Tree> Repository::load_tree(const Id& id) const {
@@ -212,6 +249,8 @@ Result<Tree> Repository::load_tree(const Id& id) const {
 
 Result<std::vector<SnapshotEntry>> Repository::list_snapshots() const {
   COFFER_ASSIGN_OR_RETURN(std::vector<Id> ids, list_ids(FileKind::kSnapshot));
+  if (objects_)
+    objects_->retain_snapshots(ids);  // forgotten snapshots leave the cache
   std::vector<SnapshotEntry> out(ids.size());
   COFFER_TRY(parallel_for(ids.size(), decode_workers(), [&](std::size_t i) -> Result<void> {
     COFFER_ASSIGN_OR_RETURN(Bytes json, load_unpacked(FileKind::kSnapshot, ids[i]));

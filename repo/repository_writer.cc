@@ -172,7 +172,7 @@ Result<bool> RepositoryWriter::save_blob(BlobType type, const Id& id, ByteSpan p
   }
   BlobHandle handle{id, type};
   COFFER_ASSIGN_OR_RETURN(std::optional<PackedBlob> existing, state_->repo.lookup(handle));
-  if (existing || !state_->claim(handle))
+  if ((existing && !state_->options.store_duplicates) || !state_->claim(handle))
     return false;
   // From here on other savers of `id` rely on this call: any failure must stick.
   auto encoded = state_->encode_blob(type, plain);
@@ -185,6 +185,8 @@ Result<bool> RepositoryWriter::save_blob(BlobType type, const Id& id, ByteSpan p
     state_->record_error(e);
     return fail(e);
   }
+  if (type == BlobType::kTree)
+    state_->repo.remember_tree(id, encoded->data);  // the next run's parent, kept locally
   return true;
 }
 

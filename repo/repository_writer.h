@@ -49,6 +49,10 @@ struct WriterOptions {
   std::uint64_t pack_size = kDefaultPackSize;    // bytes; kMinPackSize..kMaxPackSize
   Compression compression = Compression::kAuto;  // ignored (always off) for v1 repositories
   unsigned uploads = 0;                          // upload threads; 0 = backend max_connections
+  // Store blobs even when the repository index already has them (prune's repack, which
+  // copies blobs out of packs about to be deleted). Blobs this writer stored are still
+  // stored once.
+  bool store_duplicates = false;
 };
 
 struct WriterStats {
