@@ -5,7 +5,8 @@
 //
 // Text output, `--json` and the messages follow restic 0.14 (tables per group, "Would have
 // removed the following snapshots:" for --dry-run). Holds an exclusive lock, except with
-// --dry-run --no-lock. There is no --prune: prune does not exist yet.
+// --dry-run --no-lock. With --prune (and restic's prune flags) it then runs prune under the
+// same lock, ignoring the removed snapshots (with --dry-run: the ones that would be removed).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "repo/core/log.h"
 #include "repo/ops/forget.h"
 #include "repo/tree/node.h"
+#include "tools/cmd_prune.h"
 #include "tools/commands.h"
 #include "tools/format.h"
 
@@ -30,7 +32,8 @@ struct ForgetOptions {
   std::vector<std::string> keep_tags;
   repo::SnapshotFilter filter;
   std::string group_by = "host,paths";
-  bool compact = false, dry_run = false;
+  bool compact = false, dry_run = false, prune = false;
+  PruneFlags prune_flags;
   std::vector<std::string> ids;
 };
 
@@ -297,6 +300,7 @@ repo::Result<std::vector<repo::Id>> explicit_ids(const ForgetOptions& o,
 }
 
 repo::Result<int> run(const GlobalOptions& g, ForgetOptions& o) {
+  COFFER_ASSIGN_OR_RETURN(repo::PruneOptions prune_options, parse_prune_flags(o.prune_flags));
   COFFER_TRY(finish_options(o));
   if (g.no_lock && !o.dry_run) {
     return repo::fail(repo::Errc::kInvalidArgument,
@@ -325,6 +329,13 @@ repo::Result<int> run(const GlobalOptions& g, ForgetOptions& o) {
   }
   if (g.json && !json.empty())
     out_line(json);
+  if (!remove.empty() && o.prune) {
+    if (!g.json && !g.quiet)
+      out_line(fmt::format("{} snapshots have been removed, running prune", remove.size()));
+    prune_options.dry_run = o.dry_run;
+    prune_options.ignore_snapshots = remove;
+    COFFER_TRY(run_prune_locked(g, *repository, prune_options));
+  }
   return kExitOk;
 }
 
@@ -359,6 +370,9 @@ Command add_forget_command(CLI::App& app, const GlobalOptions& g) {
                   "group snapshots by host, paths and/or tags, separated by comma ('' = none)");
   sub->add_flag("-n,--dry-run", o->dry_run,
                 "do not delete anything, just print what would be done");
+  sub->add_flag("--prune", o->prune,
+                "automatically run the 'prune' command if snapshots have been removed");
+  add_prune_flags(*sub, o->prune_flags);
   sub->add_option("ID", o->ids, "snapshots to remove (id, prefix or latest)");
   return Command{sub, [&g, o] { return run(g, *o); }};
 }

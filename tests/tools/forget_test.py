@@ -227,7 +227,8 @@ class ForgetPolicyTest(unittest.TestCase):
         self.assertEqual(res.rc, 1, res.describe())
         self.assertIn(b"--no-lock is only applicable", res.err)
         self.assertEqual(BASE.coffer_ok("forget", "--no-lock", "--dry-run", "--keep-last", "1").rc, 0)
-        for bad in (["--prune", "--keep-last", "1"], ["--keep-last", "-1"], ["--keep-within", "5"],
+        for bad in (["--prune", "--max-unused", "100%", "--keep-last", "1"], ["--keep-last", "-1"],
+                    ["--keep-within", "5"],
                     ["--keep-within", "3w"], ["--group-by", "host,colour", "--keep-last", "1"]):
             with self.subTest(args=bad):
                 res = BASE.coffer("forget", "--dry-run", *bad)
