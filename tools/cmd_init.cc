@@ -2,8 +2,8 @@
 //
 //   coffer init [--repository-version 1|2|latest|stable] [--copy-chunker-params --from-repo R
 //               [--from-password-file F | --from-password-command C]]
+// The --from-* options are tools/secondary_repo.h's, shared with `copy`.
 #include <algorithm>
-#include <cstdlib>
 #include <optional>
 #include <string>
 
@@ -12,6 +12,7 @@
 
 #include "repo/init.h"
 #include "tools/commands.h"
+#include "tools/secondary_repo.h"
 
 namespace coffer::tools {
 namespace {
@@ -19,16 +20,8 @@ namespace {
 struct InitCmdOptions {
   std::string repository_version = "stable";
   bool copy_chunker_params = false;
-  std::string from_repo, from_password_file, from_password_command;
+  SecondaryRepoOptions from;
 };
-
-std::string env_or_empty(const char* coffer_name, const char* restic_name) {
-  for (const char* name : {coffer_name, restic_name}) {
-    if (const char* v = std::getenv(name); v != nullptr && *v != '\0')
-      return v;
-  }
-  return "";
-}
 
 // restic 0.14: "stable" and "latest" are both version 2.
 repo::Result<unsigned> parse_version(const std::string& text) {
@@ -46,25 +39,15 @@ repo::Result<unsigned> parse_version(const std::string& text) {
 repo::Result<std::optional<repo::Polynomial>> source_polynomial(const GlobalOptions& g,
                                                                 const InitCmdOptions& o) {
   if (!o.copy_chunker_params) {
-    if (!o.from_repo.empty()) {
+    if (o.from.given()) {
       return repo::fail(
           repo::Errc::kInvalidArgument,
           "a source repository (--from-repo) is only used with --copy-chunker-params");
     }
     return std::nullopt;
   }
-  if (o.from_repo.empty()) {
-    return repo::fail(repo::Errc::kInvalidArgument,
-                      "please specify a source repository location (--from-repo)");
-  }
-  PasswordInput in{o.from_password_file,
-                   o.from_password_command,
-                   {"COFFER_FROM_PASSWORD", "RESTIC_FROM_PASSWORD"},
-                   "enter password for source repository: "};
-  auto other = open_other_repository(g, o.from_repo, in);
-  if (!other)
-    return repo::fail(other.error().with_context("source repository " + o.from_repo));
-  return std::optional<repo::Polynomial>((*other)->config().chunker_polynomial);
+  COFFER_ASSIGN_OR_RETURN(auto other, open_secondary_repository(g, o.from));
+  return std::optional<repo::Polynomial>(other->config().chunker_polynomial);
 }
 
 void print_created(const GlobalOptions& g, const InitCmdOptions& o, const repo::Config& c) {
@@ -111,22 +94,13 @@ repo::Result<int> run(const GlobalOptions& g, const InitCmdOptions& o) {
 
 Command add_init_command(CLI::App& app, const GlobalOptions& g) {
   auto o = std::make_shared<InitCmdOptions>();
-  o->from_repo = env_or_empty("COFFER_FROM_REPOSITORY", "RESTIC_FROM_REPOSITORY");
-  o->from_password_file = env_or_empty("COFFER_FROM_PASSWORD_FILE", "RESTIC_FROM_PASSWORD_FILE");
-  o->from_password_command =
-      env_or_empty("COFFER_FROM_PASSWORD_COMMAND", "RESTIC_FROM_PASSWORD_COMMAND");
   CLI::App* sub = app.add_subcommand("init", "Initialize a new repository");
   sub->add_option("--repository-version", o->repository_version,
                   "repository format version: 1, 2, 'latest' or 'stable' (both 2)")
       ->capture_default_str();
   sub->add_flag("--copy-chunker-params", o->copy_chunker_params,
                 "copy the chunker polynomial from --from-repo (dedup across repositories)");
-  sub->add_option("--from-repo", o->from_repo,
-                  "source repository for --copy-chunker-params (env RESTIC_FROM_REPOSITORY)");
-  sub->add_option("--from-password-file", o->from_password_file,
-                  "file with the source repository's password (env RESTIC_FROM_PASSWORD_FILE)");
-  sub->add_option("--from-password-command", o->from_password_command,
-                  "command printing the source repository's password");
+  add_secondary_repo_options(*sub, o->from, "to copy the chunker parameters from");
   return Command{sub, [&g, o] { return run(g, *o); }};
 }
 
