@@ -56,7 +56,7 @@ ChunkStore::ChunkStore(const repo::Repository& repo, ChunkStoreOptions options)
 
 repo::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const repo::Repository& repo,
                                                            ChunkStoreOptions options) {
-  if (options.prefetch_budget == 0)
+  if (options.prefetch_budget == kAutoPrefetch)
     options.prefetch_budget = std::max<std::uint64_t>(options.mem_budget / 4, 1);
   if (options.fetch_threads == 0)
     options.fetch_threads = 2 * std::max(1U, repo.backend().properties().max_connections);

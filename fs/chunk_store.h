@@ -52,13 +52,17 @@
 
 namespace coffer::fs {
 
+inline constexpr std::uint64_t kAutoPrefetch = ~std::uint64_t{0};
+
 struct ChunkStoreOptions {
-  std::uint64_t mem_budget = 512ULL << 20;    // --cache-mem: RAM cache of decoded chunks
+  std::uint64_t mem_budget = 128ULL << 20;    // --cache-mem: RAM cache of decoded chunks
   std::uint64_t disk_budget = 4ULL << 30;     // --cache-size: hard cap of the disk cache
   std::string disk_dir;                       // <cache base>/<repo id>/chunks; "" = none
   unsigned fetch_threads = 0;                 // 0 = 2 × backend max_connections
   std::chrono::milliseconds deadline{30000};  // per get(), retries included
-  std::uint64_t prefetch_budget = 0;          // 0 = mem_budget / 4
+  // Bytes of read-ahead a sequential reader may have queued or in flight; 0 turns
+  // prefetching off. kAutoPrefetch: mem_budget / 4.
+  std::uint64_t prefetch_budget = kAutoPrefetch;
   std::uint64_t max_gap = 256ULL << 10;       // coalesce blobs at most this far apart
   std::uint64_t max_read = 16ULL << 20;       // longest single ranged read
   std::chrono::milliseconds error_ttl{1000};  // how long a failed fetch is remembered

@@ -259,7 +259,9 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
     return repo::fail(Errc::kInvalidArgument, "no repository to mount");
   COFFER_ASSIGN_OR_RETURN(std::unique_ptr<repo::Repository> repository, c.open_repository());
   RepositoryAccessOptions access_options = c.access;
-  if (!c.cache_base.empty())
+  // The disk chunk cache saves network round trips; over a local repository it would only
+  // copy the packs' bytes to another disk file, so it is used for remote backends only.
+  if (!c.cache_base.empty() && !repository->backend().properties().local)
     access_options.chunks.disk_dir = c.cache_base + "/" + repository->config().id.hex() + "/chunks";
   COFFER_ASSIGN_OR_RETURN(auto access, RepositoryAccess::open(*repository, access_options));
   COFFER_ASSIGN_OR_RETURN(auto fs, SnapshotFs::create(*access, c.fs));

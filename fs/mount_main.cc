@@ -2,7 +2,8 @@
 //
 //   coffer-mount --repo LOCATION --password-fd FD [--cache-dir DIR | --no-cache] [--daemon]
 //                [--allow-other] [--lock] [--cache-mem BYTES] [--cache-size BYTES]
-//                [--refresh-ms MS] [--threads N] [--log-level 0-3] [--] MOUNTPOINT
+//                [--refresh-ms MS] [--threads N] [--prefetch BYTES] [--fetch-threads N]
+//                [--log-level 0-3] [--option KEY=VALUE]... [--] MOUNTPOINT
 //
 // Every setting arrives resolved by `coffer mount` (absolute repository path and cache
 // directory, sizes in bytes). The password arrives over the inherited descriptor FD, read to
@@ -29,6 +30,7 @@
 
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <string.h>  // explicit_bzero
 #include <unistd.h>
 
@@ -50,6 +52,7 @@ struct MountArgs {
   std::string cache_dir;  // resolved base of the index and chunk caches
   bool no_cache = false;
   bool lock = false;
+  repo::BackendOptions backend_options;  // --option (coffer's -o)
   int log_level = static_cast<int>(repo::log::Level::kNormal);
   MountConfig config;
 };
@@ -76,7 +79,10 @@ enum Opt : int {
   kCacheSize,
   kRefreshMs,
   kThreads,
-  kLogLevel
+  kPrefetch,
+  kFetchThreads,
+  kLogLevel,
+  kOption
 };
 
 constexpr option kOptions[] = {{"repo", required_argument, nullptr, kRepo},
@@ -90,7 +96,10 @@ constexpr option kOptions[] = {{"repo", required_argument, nullptr, kRepo},
                                {"cache-size", required_argument, nullptr, kCacheSize},
                                {"refresh-ms", required_argument, nullptr, kRefreshMs},
                                {"threads", required_argument, nullptr, kThreads},
+                               {"prefetch", required_argument, nullptr, kPrefetch},
+                               {"fetch-threads", required_argument, nullptr, kFetchThreads},
                                {"log-level", required_argument, nullptr, kLogLevel},
+                               {"option", required_argument, nullptr, kOption},
                                {nullptr, 0, nullptr, 0}};
 
 // Sets flag `opt` in `a`; false if `opt` is not a flag.
@@ -139,8 +148,14 @@ Result<void> apply_value(int opt, const char* arg, MountArgs& a) {
       return set_number(c.access.chunks.disk_budget, "--cache-size", arg, {}, kMax64);
     case kThreads:
       return set_number(c.max_threads, "--threads", arg, 1U, 256U);
+    case kPrefetch:
+      return set_number(c.access.chunks.prefetch_budget, "--prefetch", arg, {}, kMax64 - 1);
+    case kFetchThreads:
+      return set_number(c.access.chunks.fetch_threads, "--fetch-threads", arg, 1U, 256U);
     case kLogLevel:
       return set_number(a.log_level, "--log-level", arg, 0, 3);
+    case kOption:
+      return repo::add_backend_option(a.backend_options, arg);
     case kRefreshMs: {
       COFFER_ASSIGN_OR_RETURN(auto ms,
                               parse_number<std::int64_t>("--refresh-ms", arg, 0, INT64_MAX));
@@ -205,7 +220,8 @@ void set_repository_callbacks(MountArgs& a) {
     options.cache_dir = a.cache_dir;
     options.no_cache = a.no_cache;
     auto read = [&a] { return read_password(a.password_fd); };
-    COFFER_ASSIGN_OR_RETURN(auto repository, repo::open_repository_at(a.location, read, options));
+    COFFER_ASSIGN_OR_RETURN(auto repository,
+                            repo::open_repository_at(a.location, read, options, a.backend_options));
     COFFER_TRY(repository->load_index());
     return repository;
   };
@@ -239,6 +255,11 @@ int report(const repo::Error& e) {
 int main(int argc, char** argv) {
   using coffer::fs::report;
   namespace repo = coffer::repo;
+  // Decoded chunks and pack reads are large, short-lived buffers allocated on many threads.
+  // A fixed mmap threshold keeps glibc from raising it after the first frees, which would
+  // move such buffers into per-thread arenas that keep their pages: RSS would then exceed
+  // the cache budgets. Buffers above it are mapped and given back whole when freed.
+  ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   try {
     auto args = coffer::fs::parse_args(argc, argv);
     if (!args)

@@ -1,7 +1,8 @@
 // coffer mount: serve every snapshot of the repository as a read-only FUSE tree.
 //
 //   coffer mount MOUNTPOINT [--daemon] [--allow-other] [--cache-mem SIZE] [--cache-size SIZE]
-//                [--refresh SECONDS] [--lock] [--threads N]
+//                [--refresh SECONDS] [--lock] [--threads N] [--prefetch SIZE]
+//                [--fetch-threads N]
 //
 // This command resolves the settings (absolute paths, the cache directory, sizes) and the
 // password exactly as every command does, then execs the coffer-mount daemon that sits beside
@@ -39,10 +40,12 @@ struct MountCmdOptions {
   bool daemon = false;
   bool allow_other = false;
   bool lock = false;
-  std::string cache_mem = "512M";
+  std::string cache_mem = "128M";
   std::string cache_size = "4G";
   double refresh_seconds = 60;
   unsigned threads = 16;
+  std::string prefetch;        // "" = automatic (a quarter of --cache-mem)
+  unsigned fetch_threads = 0;  // 0 = automatic (twice the backend's connections)
 };
 
 // "123", "64K", "512M", "4G", "1T" (powers of 1024; "KB", "KiB" and the like also work).
@@ -123,11 +126,18 @@ repo::Result<std::vector<std::string>> daemon_args(const GlobalOptions& g,
               {"--cache-mem", std::to_string(mem), "--cache-size", std::to_string(disk),
                "--refresh-ms", std::to_string(refresh_ms), "--threads", std::to_string(o.threads),
                "--log-level", std::to_string(static_cast<int>(repo::log::level()))});
+  if (!o.prefetch.empty()) {
+    COFFER_ASSIGN_OR_RETURN(std::uint64_t ahead, parse_size(o.prefetch));
+    args.insert(args.end(), {"--prefetch", std::to_string(ahead)});
+  }
+  if (o.fetch_threads != 0)
+    args.insert(args.end(), {"--fetch-threads", std::to_string(o.fetch_threads)});
   for (auto [on, flag] : {std::pair{o.daemon, "--daemon"},
                           std::pair{o.allow_other, "--allow-other"}, std::pair{o.lock, "--lock"}}) {
     if (on)
       args.emplace_back(flag);
   }
+  for (const auto& option : g.options) args.insert(args.end(), {"--option", option});
   args.insert(args.end(), {"--", o.mountpoint});
   return args;
 }
@@ -204,7 +214,8 @@ repo::Result<void> exec_daemon(const std::string& path, std::vector<std::string>
 
 repo::Result<int> run(const GlobalOptions& global, const MountCmdOptions& o) {
   const GlobalOptions g = with_absolute_paths(global);
-  COFFER_TRY(repo::open_backend(g.repo));  // a malformed location is reported before a prompt
+  COFFER_ASSIGN_OR_RETURN(auto backend_opts, backend_options(g));
+  COFFER_TRY(repo::open_backend(g.repo, backend_opts));  // reported before a prompt
   COFFER_ASSIGN_OR_RETURN(std::string path, daemon_path());
   COFFER_ASSIGN_OR_RETURN(auto args, daemon_args(g, o));
   COFFER_ASSIGN_OR_RETURN(std::string password, resolve_password(g));
@@ -230,7 +241,7 @@ Command add_mount_command(CLI::App& app, const GlobalOptions& g) {
   sub->add_flag("--daemon", o->daemon, "return once mounted and keep serving in the background");
   sub->add_flag("--allow-other", o->allow_other,
                 "let other users in (owners and modes from the snapshots still apply)");
-  sub->add_option("--cache-mem", o->cache_mem, "RAM for decoded chunks (default 512M)");
+  sub->add_option("--cache-mem", o->cache_mem, "RAM for decoded chunks (default 128M)");
   sub->add_option("--cache-size", o->cache_size,
                   "cap of the on-disk chunk cache (default 4G; --no-cache disables it)");
   sub->add_option("--refresh", o->refresh_seconds,
@@ -238,6 +249,12 @@ Command add_mount_command(CLI::App& app, const GlobalOptions& g) {
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--lock", o->lock, "hold a non-exclusive repository lock while mounted");
   sub->add_option("--threads", o->threads, "FUSE worker threads (default 16)")
+      ->check(CLI::Range(1, 256));
+  sub->add_option("--prefetch", o->prefetch,
+                  "read-ahead budget of sequential readers (default a quarter of --cache-mem; "
+                  "0 turns prefetching off)");
+  sub->add_option("--fetch-threads", o->fetch_threads,
+                  "concurrent backend reads (default twice the backend's connections)")
       ->check(CLI::Range(1, 256));
   return Command{sub, [&g, o] { return run(g, *o); }};
 }

@@ -333,6 +333,33 @@ class TreeTest(MountBase):
         self.assertEqual(errors, [])
 
 
+    def test_slow_backend_reads_right_with_and_without_prefetch(self):
+        """A backend that waits on every request (COFFER_DEBUG_LATENCY_MS), read sequentially with
+        prefetching on and with one request at a time: the same bytes either way, no disk cache."""
+        with open(os.path.join(F.src, "big.bin"), "rb") as f:
+            want = hashlib.sha256(f.read()).hexdigest()
+        for extra in ([], ["--prefetch", "0", "--fetch-threads", "1"], ["--prefetch", "256K"]):
+            mp = self.mountpoint()
+            res = F.repo.coffer("--no-cache", "mount", mp, "--daemon", *extra,
+                                env={"COFFER_DEBUG_LATENCY_MS": "5"}, timeout=TIMEOUT)
+            self.assertEqual(res.rc, 0, res.describe())
+            self.assertEqual(sha256(os.path.join(self.snap_dir(mp, F.s1), "src", "big.bin")), want,
+                             "options %s" % extra)
+            unmount(mp)
+
+    def test_bad_prefetch_and_latency_settings_are_refused(self):
+        mp = self.mountpoint()
+        res = F.repo.coffer("mount", mp, "--prefetch", "lots", timeout=TIMEOUT)
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertIn(b"invalid size", res.err)
+        res = F.repo.coffer("mount", mp, "--fetch-threads", "0", timeout=TIMEOUT)
+        self.assertNotEqual(res.rc, 0, res.describe())
+        res = F.repo.coffer("snapshots", env={"COFFER_DEBUG_LATENCY_MS": "soon"}, timeout=TIMEOUT)
+        self.assertEqual(res.rc, 1, res.describe())
+        self.assertIn(b"COFFER_DEBUG_LATENCY_MS", res.err)
+        self.assertFalse(is_mounted(mp))
+
+
 class LoopTest(MountBase):
     def test_ext4_image_through_losetup(self):
         mp = self.mount(F.repo)
