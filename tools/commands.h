@@ -18,5 +18,9 @@ Command add_key_command(CLI::App& app, const GlobalOptions& g);
 Command add_forget_command(CLI::App& app, const GlobalOptions& g);
 Command add_unlock_command(CLI::App& app, const GlobalOptions& g);
 Command add_tag_command(CLI::App& app, const GlobalOptions& g);
+Command add_prune_command(CLI::App& app, const GlobalOptions& g);
+Command add_check_command(CLI::App& app, const GlobalOptions& g);
+Command add_stats_command(CLI::App& app, const GlobalOptions& g);
+Command add_copy_command(CLI::App& app, const GlobalOptions& g);
 
 }  // namespace coffer::tools

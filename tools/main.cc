@@ -76,7 +76,11 @@ int main(int argc, char** argv) {
       coffer::tools::add_restore_command(app, g),   coffer::tools::add_mount_command(app, g),
       coffer::tools::add_backup_command(app, g),    coffer::tools::add_init_command(app, g),
       coffer::tools::add_key_command(app, g),       coffer::tools::add_forget_command(app, g),
-      coffer::tools::add_unlock_command(app, g),    coffer::tools::add_tag_command(app, g)};
+      coffer::tools::add_unlock_command(app, g),    coffer::tools::add_tag_command(app, g),
+      coffer::tools::add_copy_command(app, g)};
+  commands.push_back(coffer::tools::add_check_command(app, g));
+  commands.push_back(coffer::tools::add_stats_command(app, g));
+  commands.push_back(coffer::tools::add_prune_command(app, g));
   one_value_per_flag(app);
   try {
     app.parse(argc, argv);
