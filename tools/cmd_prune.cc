@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "repo/core/log.h"
+#include "repo/core/size.h"
 #include "tools/commands.h"
 #include "tools/format.h"
 

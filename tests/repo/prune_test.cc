@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 
 #include "repo/backend/local/local_backend.h"
+#include "repo/core/size.h"
 #include "repo/init.h"
 #include "repo/ops/forget.h"
 #include "tests/support/temp_dir.h"
