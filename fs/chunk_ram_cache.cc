@@ -2,7 +2,20 @@
 
 namespace coffer::fs {
 
-RamCache::RamCache(std::uint64_t budget) : budget_(budget), protected_cap_(budget / 4 * 3) {}
+RamCache::RamCache(std::uint64_t budget)
+    : budget_(budget), protected_cap_(budget / 4 * 3), scan_cap_(budget / 2) {}
+
+RamCache::Segment& RamCache::segment(Kind kind) {
+  switch (kind) {
+    case Kind::kScan:
+      return scan_;
+    case Kind::kProbation:
+      return probation_;
+    case Kind::kProtected:
+      break;
+  }
+  return protected_;
+}
 
 ChunkRef RamCache::find(const repo::Id& id, Touch touch) {
   std::scoped_lock lock(mutex_);
@@ -11,13 +24,14 @@ ChunkRef RamCache::find(const repo::Id& id, Touch touch) {
     return nullptr;
   List::iterator it = found->second;
   ChunkRef chunk = it->chunk;
-  if (it->is_protected) {
-    protected_.splice(protected_.begin(), protected_, it);
-  } else if (touch == Touch::kReuse && it->seen) {
-    promote(it);
+  Segment& seg = segment(it->kind);
+  if (it->kind != Kind::kProtected && touch == Touch::kReuse && it->seen) {
+    move(it, Kind::kProtected);
+    while (protected_.bytes > protected_cap_ && protected_.list.size() > 1)
+      move(std::prev(protected_.list.end()), Kind::kProbation);
   } else {
     it->seen = true;
-    probation_.splice(probation_.begin(), probation_, it);
+    seg.list.splice(seg.list.begin(), seg.list, it);
   }
   return chunk;
 }
@@ -27,48 +41,43 @@ bool RamCache::contains(const repo::Id& id) const {
   return map_.count(id) != 0;
 }
 
-void RamCache::insert(const repo::Id& id, ChunkRef chunk) {
+void RamCache::insert(const repo::Id& id, ChunkRef chunk, bool scan) {
   if (!chunk || chunk->size() > budget_)
     return;
   std::scoped_lock lock(mutex_);
   if (map_.count(id) != 0)
     return;
-  probation_bytes_ += chunk->size();
-  probation_.push_front(Entry{id, std::move(chunk)});
-  map_.emplace(id, probation_.begin());
-  evict_to_budget();
+  Kind kind = scan ? Kind::kScan : Kind::kProbation;
+  Segment& seg = segment(kind);
+  seg.bytes += chunk->size();
+  seg.list.push_front(Entry{id, std::move(chunk), kind});
+  map_.emplace(id, seg.list.begin());
+  while (scan_.bytes > scan_cap_ && scan_.list.size() > 1) evict_last(scan_);
+  while (scan_.bytes + probation_.bytes + protected_.bytes > budget_) {
+    evict_last(!scan_.list.empty() ? scan_ : !probation_.list.empty() ? probation_ : protected_);
+  }
 }
 
 std::uint64_t RamCache::bytes() const {
   std::scoped_lock lock(mutex_);
-  return probation_bytes_ + protected_bytes_;
+  return scan_.bytes + probation_.bytes + protected_.bytes;
 }
 
-void RamCache::promote(List::iterator it) {
+void RamCache::move(List::iterator it, Kind to) {
+  Segment& from = segment(it->kind);
+  Segment& dest = segment(to);
   std::uint64_t size = it->chunk->size();
-  it->is_protected = true;
-  protected_.splice(protected_.begin(), probation_, it);
-  probation_bytes_ -= size;
-  protected_bytes_ += size;
-  while (protected_bytes_ > protected_cap_ && protected_.size() > 1) {
-    auto last = std::prev(protected_.end());
-    std::uint64_t n = last->chunk->size();
-    last->is_protected = false;
-    probation_.splice(probation_.begin(), protected_, last);
-    protected_bytes_ -= n;
-    probation_bytes_ += n;
-  }
+  from.bytes -= size;
+  dest.bytes += size;
+  it->kind = to;
+  dest.list.splice(dest.list.begin(), from.list, it);
 }
 
-void RamCache::evict_to_budget() {
-  while (probation_bytes_ + protected_bytes_ > budget_) {
-    List& from = probation_.empty() ? protected_ : probation_;
-    std::uint64_t& bytes = probation_.empty() ? protected_bytes_ : probation_bytes_;
-    auto last = std::prev(from.end());
-    bytes -= last->chunk->size();
-    map_.erase(last->id);
-    from.erase(last);
-  }
+void RamCache::evict_last(Segment& seg) {
+  auto last = std::prev(seg.list.end());
+  seg.bytes -= last->chunk->size();
+  map_.erase(last->id);
+  seg.list.erase(last);
 }
 
 }  // namespace coffer::fs

@@ -1,10 +1,13 @@
 // RamCache: a byte-bounded, scan-resistant cache of decoded chunks (segmented LRU).
 //
-// New chunks enter the probation segment. A chunk found again by a "reuse" access (not the
-// first access after it arrived, and not a sequential stream slicing its current chunk)
-// moves to the protected segment, which holds at most 3/4 of the budget; its overflow is
-// demoted to probation, and eviction takes probation's oldest entry first. So one
-// sequential pass over a huge file cycles through probation and leaves the hot set alone.
+// New chunks enter the probation segment, or the scan segment when a sequential stream
+// fetched them ahead of its reader (the kernel's page cache keeps what such a reader read, so
+// these need only outlive the read: the scan segment holds at most half the budget). A
+// chunk found again by a "reuse" access (not the first access after it arrived, and not a
+// sequential stream slicing its current chunk) moves to the protected segment, which holds
+// at most 3/4 of the budget; its overflow is demoted to probation. Eviction takes the scan
+// segment's oldest entry first, then probation's. So one sequential pass over a huge file
+// costs little memory and leaves the hot set alone.
 //
 // The budget bounds the bytes the cache references. Readers hold ChunkRefs (shared_ptr):
 // an evicted chunk lives on until its last reader drops it. A chunk larger than the whole
@@ -42,31 +45,36 @@ class RamCache {
   ChunkRef find(const repo::Id& id, Touch touch);
   // True if cached; does not count as an access.
   bool contains(const repo::Id& id) const;
-  // Caches `chunk` (no-op if present or larger than the budget), evicting as needed.
-  void insert(const repo::Id& id, ChunkRef chunk);
+  // Caches `chunk` (no-op if present or larger than the budget), evicting as needed;
+  // `scan`: fetched ahead for a sequential stream (the scan segment).
+  void insert(const repo::Id& id, ChunkRef chunk, bool scan = false);
 
   [[nodiscard]] std::uint64_t bytes() const;
   [[nodiscard]] std::uint64_t budget() const { return budget_; }
 
  private:
+  enum class Kind { kScan, kProbation, kProtected };
   struct Entry {
     repo::Id id;
     ChunkRef chunk;
-    bool is_protected = false;
+    Kind kind = Kind::kProbation;
     bool seen = false;  // accessed at least once since it arrived
   };
   using List = std::list<Entry>;
+  struct Segment {
+    List list;  // front = most recent
+    std::uint64_t bytes = 0;
+  };
 
-  void promote(List::iterator it);
-  void evict_to_budget();
+  Segment& segment(Kind kind);
+  void move(List::iterator it, Kind to);  // to the front of segment `to`
+  void evict_last(Segment& seg);
 
   const std::uint64_t budget_;
   const std::uint64_t protected_cap_;
+  const std::uint64_t scan_cap_;
   mutable std::mutex mutex_;  // guards everything below
-  List probation_;            // front = most recent
-  List protected_;            // front = most recent
-  std::uint64_t probation_bytes_ = 0;
-  std::uint64_t protected_bytes_ = 0;
+  Segment scan_, probation_, protected_;
   std::unordered_map<repo::Id, List::iterator, repo::IdHash> map_;
 };
 

@@ -33,6 +33,7 @@ struct ChunkStore::Slot {
   std::condition_variable cv;
   bool done = false;
   bool demanded = false;
+  bool random = false;  // a reader outside a sequential stream waits for it
   repo::Result<ChunkRef> result = ChunkRef{};
   Clock::time_point expires{};  // for a failed slot kept as a negative entry
   std::shared_ptr<Job> job;
@@ -56,8 +57,11 @@ ChunkStore::ChunkStore(const repo::Repository& repo, ChunkStoreOptions options)
 
 repo::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const repo::Repository& repo,
                                                            ChunkStoreOptions options) {
+  // Prefetched chunks wait for their reader in the RAM cache's scan segment (half the
+  // budget): more in flight than that would be evicted before it is read.
   if (options.prefetch_budget == kAutoPrefetch)
     options.prefetch_budget = std::max<std::uint64_t>(options.mem_budget / 4, 1);
+  options.prefetch_budget = std::min(options.prefetch_budget, options.mem_budget / 2);
   if (options.fetch_threads == 0)
     options.fetch_threads = 2 * std::max(1U, repo.backend().properties().max_connections);
   std::unique_ptr<ChunkStore> store(new ChunkStore(repo, std::move(options)));
@@ -106,7 +110,7 @@ repo::Result<ChunkRef> ChunkStore::get_once(const repo::Id& id, Touch touch) {
       return hit;
     }
     Batch batch;
-    std::shared_ptr<Slot> slot = admit(id, true, batch);
+    std::shared_ptr<Slot> slot = admit(id, true, batch, touch == Touch::kReuse);
     if (!slot)
       continue;  // it reached the RAM cache meanwhile
     enqueue(std::move(batch.blobs));
@@ -121,13 +125,15 @@ void ChunkStore::schedule(std::span<const repo::Id> needed, std::span<const repo
   enqueue(std::move(batch.blobs));
 }
 
-std::shared_ptr<ChunkStore::Slot> ChunkStore::admit(const repo::Id& id, bool demand, Batch& batch) {
+std::shared_ptr<ChunkStore::Slot> ChunkStore::admit(const repo::Id& id, bool demand, Batch& batch,
+                                                    bool random) {
   std::shared_ptr<Slot> slot;
   {
     std::scoped_lock lock(mutex_);
     if (auto it = slots_.find(id); it != slots_.end()) {
       Slot& s = *it->second;
       if (!s.done || Clock::now() < s.expires) {
+        s.random = s.random || random;
         if (demand)
           promote(s);
         return it->second;
@@ -138,6 +144,7 @@ std::shared_ptr<ChunkStore::Slot> ChunkStore::admit(const repo::Id& id, bool dem
       return nullptr;
     slot = std::make_shared<Slot>();
     slot->demanded = demand;
+    slot->random = random;
     slots_.emplace(id, slot);
   }
   auto where = lookup(id);
@@ -215,9 +222,10 @@ repo::Result<ChunkRef> ChunkStore::wait(const repo::Id& id, const std::shared_pt
   return slot->result;
 }
 
-void ChunkStore::complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache) {
+void ChunkStore::complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache,
+                          bool ahead) {
   if (result && cache)
-    ram_.insert(id, *result);
+    ram_.insert(id, *result, ahead);
   std::scoped_lock lock(mutex_);
   auto it = slots_.find(id);
   if (it == slots_.end() || it->second->done)
@@ -408,7 +416,13 @@ void ChunkStore::decode(const Job& job) {
     return;
   }
   ++(job.from_disk ? counters_->disk_hits : counters_->blobs_fetched);
-  complete(b.id, std::make_shared<const repo::Bytes>(std::move(*plain)));
+  bool ahead = false;  // fetched for a sequential stream: no random reader waits for it
+  {
+    std::scoped_lock lock(mutex_);
+    auto it = slots_.find(b.id);
+    ahead = it != slots_.end() && !it->second->random;
+  }
+  complete(b.id, std::make_shared<const repo::Bytes>(std::move(*plain)), true, ahead);
   if (disk_ && !job.from_disk)
     disk_->store(b.id, sealed);
 }

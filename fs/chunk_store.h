@@ -61,7 +61,8 @@ struct ChunkStoreOptions {
   unsigned fetch_threads = 0;                 // 0 = 2 × backend max_connections
   std::chrono::milliseconds deadline{30000};  // per get(), retries included
   // Bytes of read-ahead a sequential reader may have queued or in flight; 0 turns
-  // prefetching off. kAutoPrefetch: mem_budget / 4.
+  // prefetching off. kAutoPrefetch: mem_budget / 4. At most mem_budget / 2 (what the RAM
+  // cache keeps of chunks fetched ahead).
   std::uint64_t prefetch_budget = kAutoPrefetch;
   std::uint64_t max_gap = 256ULL << 10;       // coalesce blobs at most this far apart
   std::uint64_t max_read = 16ULL << 20;       // longest single ranged read
@@ -128,12 +129,17 @@ class ChunkStore {
 
   ChunkStore(const repo::Repository& repo, ChunkStoreOptions options);
   repo::Result<ChunkRef> get_once(const repo::Id& id, Touch touch);
-  std::shared_ptr<Slot> admit(const repo::Id& id, bool demand, Batch& batch);
+  // The slot of `id`, new (its blob added to `batch`) or shared; nullptr when the RAM cache
+  // has it. `random`: wanted by a reader outside a sequential stream.
+  std::shared_ptr<Slot> admit(const repo::Id& id, bool demand, Batch& batch, bool random = false);
   std::shared_ptr<Slot> claim(const repo::Id& id, bool demand);  // REQUIRES: mutex_ held
   void promote(Slot& slot);                                      // REQUIRES: mutex_ held
   void enqueue(std::vector<repo::PackedBlob> blobs);
   repo::Result<ChunkRef> wait(const repo::Id& id, const std::shared_ptr<Slot>& slot);
-  void complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache = true);
+  // Finishes `id`'s slot with `result`, cached unless !cache (in the RAM cache's scan
+  // segment when `ahead`: fetched for a sequential reader).
+  void complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache = true,
+                bool ahead = false);
   void sweep_negatives();  // REQUIRES: mutex_ held
   repo::Result<std::optional<repo::PackedBlob>> lookup(const repo::Id& id) const;
   ChunkRef zero_buffer(std::uint64_t size);

@@ -256,10 +256,10 @@ int main(int argc, char** argv) {
   using coffer::fs::report;
   namespace repo = coffer::repo;
   // Decoded chunks and pack reads are large, short-lived buffers allocated on many threads.
-  // A fixed mmap threshold keeps glibc from raising it after the first frees, which would
-  // move such buffers into per-thread arenas that keep their pages: RSS would then exceed
-  // the cache budgets. Buffers above it are mapped and given back whole when freed.
-  ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  // With glibc's default of up to 8 arenas a core, each arena keeps its own high-water mark
+  // of them and RSS grows far past the cache budgets; two arenas keep it near them, and
+  // (unlike mapping every buffer) reuse freed memory instead of faulting in fresh pages.
+  ::mallopt(M_ARENA_MAX, 2);
   try {
     auto args = coffer::fs::parse_args(argc, argv);
     if (!args)
