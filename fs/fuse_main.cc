@@ -261,8 +261,14 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
   RepositoryAccessOptions access_options = c.access;
   // The disk chunk cache saves network round trips; over a local repository it would only
   // copy the packs' bytes to another disk file, so it is used for remote backends only.
-  if (!c.cache_base.empty() && !repository->backend().properties().local)
+  bool remote = !repository->backend().properties().local;
+  if (!c.cache_base.empty() && remote)
     access_options.chunks.disk_dir = c.cache_base + "/" + repository->config().id.hex() + "/chunks";
+  // Over a network each connection is slow on its own: several smaller ranged reads in
+  // flight beat one long one.
+  if (remote)
+    access_options.chunks.max_read =
+        std::min<std::uint64_t>(access_options.chunks.max_read, 4 << 20);
   COFFER_ASSIGN_OR_RETURN(auto access, RepositoryAccess::open(*repository, access_options));
   COFFER_ASSIGN_OR_RETURN(auto fs, SnapshotFs::create(*access, c.fs));
   std::shared_ptr<void> lock;

@@ -58,7 +58,7 @@ EOF
 start_emulator() {
   rm -rf "$WORK"; mkdir -p "$WORK" "$MNT"
   local secret; secret=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-  printf '{"accounts": [{"accountId": "%s", "masterKey": "%s", "buckets": [{"bucketName": "bench"}]}]}\n' \
+  printf '{"accounts": [{"accountId": "%s", "masterKey": "%s", "buckets": [{"bucketName": "coffer-bench"}]}]}\n' \
     "$ACCOUNT" "$secret" > "$WORK/accounts.json"
   chmod 600 "$WORK/accounts.json"
   export B2_ACCOUNT_ID=$ACCOUNT B2_ACCOUNT_KEY=$secret
@@ -88,7 +88,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-coffer_b2() { "$COFFER_BIN" -q -r b2:bench:repo --password-file "$PW" "$@"; }
+coffer_b2() { "$COFFER_BIN" -q -r b2:coffer-bench:repo --password-file "$PW" "$@"; }
 
 timed() {  # timed CMD...: runs CMD, prints seconds
   local t; t=$(date +%s.%N)
@@ -109,7 +109,7 @@ main() {
   coffer_b2 --cache-dir "$WORK/cache" init
   slow_network
   log "backup of $total_mib MiB over ${LATENCY_MS} ms a request, ${CAP_MBPS} MB/s a connection"
-  s=$(cd "$BENCH" && timed "$COFFER_BIN" -q -r b2:bench:repo --password-file "$PW" --cache-dir "$WORK/cache" \
+  s=$(cd "$BENCH" && timed "$COFFER_BIN" -q -r b2:coffer-bench:repo --password-file "$PW" --cache-dir "$WORK/cache" \
     backup remote-src)
   up=$(mbps "$total_mib" "$s"); echo "  $s s, $up MB/s up"
 
@@ -124,17 +124,17 @@ main() {
   if [[ $(id -u) == 0 && -e /dev/fuse ]]; then
     log "sequential read of big.bin through coffer mount (no disk cache)"
     coffer_b2 --no-cache mount --daemon "$MNT"
-    s=$(timed dd if="$MNT/snapshots/latest/remote-src/big.bin" of=/dev/null bs=1M)
+    s=$(timed dd if="$MNT/snapshots/latest/remote-src/big.bin" of=/dev/null bs=1M status=none)
     mnt=$(mbps "$BIG_MIB" "$s"); echo "  $s s, $mnt MB/s"
     fusermount3 -u "$MNT"
   fi
 
   log "B2 calls of an unchanged nightly re-run"
   control POST /counters/reset
-  (cd "$BENCH" && "$COFFER_BIN" -q -r b2:bench:repo --password-file "$PW" --cache-dir "$WORK/cache" backup remote-src >/dev/null)
+  (cd "$BENCH" && "$COFFER_BIN" -q -r b2:coffer-bench:repo --password-file "$PW" --cache-dir "$WORK/cache" backup remote-src >/dev/null)
   local cached; cached=$(counters)
   control POST /counters/reset
-  (cd "$BENCH" && "$COFFER_BIN" -q -r b2:bench:repo --password-file "$PW" --no-cache backup remote-src >/dev/null)
+  (cd "$BENCH" && "$COFFER_BIN" -q -r b2:coffer-bench:repo --password-file "$PW" --no-cache backup remote-src >/dev/null)
   local uncached; uncached=$(counters)
 
   log "summary ($(nproc) cores; ${LATENCY_MS} ms a request, ${CAP_MBPS} MB/s a connection)"
