@@ -222,12 +222,14 @@ repo::Result<ChunkRef> ChunkStore::wait(const repo::Id& id, const std::shared_pt
   return slot->result;
 }
 
-void ChunkStore::complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache,
-                          bool ahead) {
-  if (result && cache)
-    ram_.insert(id, *result, ahead);
+void ChunkStore::complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache) {
   std::scoped_lock lock(mutex_);
   auto it = slots_.find(id);
+  if (result && cache) {
+    // Fetched for a sequential stream (no random reader waits for it): the scan segment.
+    bool ahead = it != slots_.end() && !it->second->random;
+    ram_.insert(id, *result, ahead);  // lock order: mutex_, then the cache's own
+  }
   if (it == slots_.end() || it->second->done)
     return;
   std::shared_ptr<Slot> slot = it->second;
@@ -416,13 +418,7 @@ void ChunkStore::decode(const Job& job) {
     return;
   }
   ++(job.from_disk ? counters_->disk_hits : counters_->blobs_fetched);
-  bool ahead = false;  // fetched for a sequential stream: no random reader waits for it
-  {
-    std::scoped_lock lock(mutex_);
-    auto it = slots_.find(b.id);
-    ahead = it != slots_.end() && !it->second->random;
-  }
-  complete(b.id, std::make_shared<const repo::Bytes>(std::move(*plain)), true, ahead);
+  complete(b.id, std::make_shared<const repo::Bytes>(std::move(*plain)));
   if (disk_ && !job.from_disk)
     disk_->store(b.id, sealed);
 }

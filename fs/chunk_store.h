@@ -137,9 +137,8 @@ class ChunkStore {
   void enqueue(std::vector<repo::PackedBlob> blobs);
   repo::Result<ChunkRef> wait(const repo::Id& id, const std::shared_ptr<Slot>& slot);
   // Finishes `id`'s slot with `result`, cached unless !cache (in the RAM cache's scan
-  // segment when `ahead`: fetched for a sequential reader).
-  void complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache = true,
-                bool ahead = false);
+  // segment when no random reader waits for it).
+  void complete(const repo::Id& id, repo::Result<ChunkRef> result, bool cache = true);
   void sweep_negatives();  // REQUIRES: mutex_ held
   repo::Result<std::optional<repo::PackedBlob>> lookup(const repo::Id& id) const;
   ChunkRef zero_buffer(std::uint64_t size);

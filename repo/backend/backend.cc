@@ -70,4 +70,12 @@ std::string Handle::path() const {
   return dir + "/" + name;
 }
 
+Result<void> list_config(ReadBackend& backend,
+                         const std::function<Result<void>(const FileInfo&)>& fn) {
+  auto size = backend.stat(Handle{FileKind::kConfig, "config"});
+  if (!size)
+    return size.error().code == Errc::kNotFound ? Result<void>{} : fail(size.error());
+  return fn(FileInfo{"config", *size});
+}
+
 }  // namespace coffer::repo

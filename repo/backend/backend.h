@@ -88,6 +88,12 @@ class PendingFile {
   virtual Result<void> commit(const Handle& h) = 0;
 };
 
+// list(kConfig) for backends that store the config as one plain file: reports "config"
+// with its size when backend.stat() finds it, nothing when it does not exist.
+// Errors: those of stat() other than kNotFound, and those of `fn`.
+Result<void> list_config(ReadBackend& backend,
+                         const std::function<Result<void>(const FileInfo&)>& fn);
+
 class WriteBackend : public ReadBackend {
  public:
   // Starts a file of `kind` to be written with PendingFile::append and named at commit.

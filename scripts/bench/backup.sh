@@ -25,16 +25,7 @@ else
 fi
 PW="$BENCH/password"
 
-prepare() {
-  mkdir -p "$BENCH"
-  [[ -f "$PW" ]] || echo "bench-password-$(date +%s)" > "$PW"
-  if [[ ! -f "$BENCH/mixed.stamp" && ! -f "$BENCH/mixed-data.stamp" ]]; then
-    log "creating mixed data in $BENCH/mixed (scale $SCALE)"
-    rm -rf "$BENCH/mixed"
-    python3 "$SRC_DIR/scripts/bench/make_data.py" mixed "$BENCH/mixed" --scale "$SCALE"
-    touch "$BENCH/mixed-data.stamp"
-  fi
-}
+prepare() { prepare_mixed_data "$SCALE"; }
 
 # Changes 1% of the files: appends a line to every 100th file (sorted by name).
 change_one_percent() {

@@ -102,3 +102,29 @@ print_results() {  # print_results HEADING
   printf '%s\n' "${RESULTS[@]}"
   if [[ $DROP_WARN == 1 ]]; then echo "note: could not drop the page cache (not root?): runs were not cold"; fi
 }
+
+# prepare_mixed_data SCALE: $BENCH/mixed (make_data.py mixed) and the password file, made once.
+# restore.sh's mixed.stamp (data plus repo-mixed) counts as done too.
+prepare_mixed_data() {
+  mkdir -p "$BENCH"
+  [[ -f "$PW" ]] || echo "bench-password-$(date +%s)" > "$PW"
+  if [[ ! -f "$BENCH/mixed.stamp" && ! -f "$BENCH/mixed-data.stamp" ]]; then
+    log "creating mixed data in $BENCH/mixed (scale $1)"
+    rm -rf "$BENCH/mixed"
+    python3 "$SRC_DIR/scripts/bench/make_data.py" mixed "$BENCH/mixed" --scale "$1"
+    touch "$BENCH/mixed-data.stamp"
+  fi
+}
+
+# prepare_index_repo FILES: FILES small distinct files in $BENCH/index-src, backed up once by restic into
+# $BENCH/repo-index (an index of at least FILES data blobs).
+prepare_index_repo() {
+  if [[ ! -f "$BENCH/index.stamp" ]]; then
+    log "creating $1 small files in $BENCH/index-src"
+    rm -rf "$BENCH/index-src" "$BENCH/repo-index"
+    python3 "$SRC_DIR/scripts/bench/make_data.py" index "$BENCH/index-src" --files "$1"
+    restic_env restic init -q -r "$BENCH/repo-index"
+    (cd "$BENCH" && restic_env restic backup -q -r "$BENCH/repo-index" --host bench index-src)
+    touch "$BENCH/index.stamp"
+  fi
+}

@@ -25,14 +25,7 @@ fi
 PW="$BENCH/password"
 
 prepare() {
-  mkdir -p "$BENCH"
-  [[ -f "$PW" ]] || echo "bench-password-$(date +%s)" > "$PW"
-  if [[ ! -f "$BENCH/mixed.stamp" ]]; then
-    log "creating mixed data in $BENCH/mixed (scale $SCALE)"
-    rm -rf "$BENCH/mixed"
-    python3 "$SRC_DIR/scripts/bench/make_data.py" mixed "$BENCH/mixed" --scale "$SCALE"
-    touch "$BENCH/mixed.stamp"
-  fi
+  prepare_mixed_data "$SCALE"
   if [[ ! -f "$BENCH/maint.stamp" ]]; then
     log "making repo-maint: ten restic snapshots of changing variants of mixed/"
     rm -rf "$BENCH/repo-maint" "$BENCH/maint-src"

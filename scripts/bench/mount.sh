@@ -67,14 +67,7 @@ prepare() {
     (cd "$BENCH" && restic_env restic backup -q -r "$BENCH/repo-mount" --host bench mountsrc)
     touch "$BENCH/mount.stamp"
   fi
-  if [[ ! -f "$BENCH/index.stamp" ]]; then
-    log "creating $INDEX_FILES small files in $BENCH/index-src"
-    rm -rf "$BENCH/index-src" "$BENCH/repo-index"
-    python3 "$SRC_DIR/scripts/bench/make_data.py" index "$BENCH/index-src" --files "$INDEX_FILES"
-    restic_env restic init -q -r "$BENCH/repo-index"
-    (cd "$BENCH" && restic_env restic backup -q -r "$BENCH/repo-index" --host bench index-src)
-    touch "$BENCH/index.stamp"
-  fi
+  prepare_index_repo "$INDEX_FILES"
   if [[ ! -f "$BENCH/index100.stamp" ]]; then
     log "adding 99 older snapshots to a copy of repo-index (repo-index100)"
     rm -rf "$BENCH/repo-index100" "$BENCH/tiny"

@@ -40,14 +40,7 @@ prepare() {
     (cd "$BENCH" && restic_env restic backup -q -r "$BENCH/repo-mixed" --host bench mixed)
     touch "$BENCH/mixed.stamp"
   fi
-  if [[ ! -f "$BENCH/index.stamp" ]]; then
-    log "creating $INDEX_FILES small files in $BENCH/index-src"
-    rm -rf "$BENCH/index-src" "$BENCH/repo-index"
-    python3 "$SRC_DIR/scripts/bench/make_data.py" index "$BENCH/index-src" --files "$INDEX_FILES"
-    restic_env restic init -q -r "$BENCH/repo-index"
-    (cd "$BENCH" && restic_env restic backup -q -r "$BENCH/repo-index" --host bench index-src)
-    touch "$BENCH/index.stamp"
-  fi
+  prepare_index_repo "$INDEX_FILES"
 }
 
 tree_summary() {  # files, dirs, apparent bytes of a restored tree

@@ -151,12 +151,8 @@ Result<std::uint64_t> B2Backend::stat(const Handle& h) {
 
 Result<void> B2Backend::list(FileKind kind,
                              const std::function<Result<void>(const FileInfo&)>& fn) {
-  if (kind == FileKind::kConfig) {
-    auto size = stat(Handle{FileKind::kConfig, "config"});
-    if (!size)
-      return size.error().code == Errc::kNotFound ? Result<void>{} : fail(size.error());
-    return fn(FileInfo{"config", *size});
-  }
+  if (kind == FileKind::kConfig)
+    return list_config(*this, fn);
   std::string base = options_.prefix.empty() ? "" : options_.prefix + "/";
   return list_prefix(kind, base + file_kind_dir(kind) + "/", fn);
 }

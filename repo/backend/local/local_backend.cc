@@ -231,12 +231,8 @@ Result<void> LocalBackend::list_dir(const std::string& dir, FileKind kind,
 
 Result<void> LocalBackend::list(FileKind kind,
                                 const std::function<Result<void>(const FileInfo&)>& fn) {
-  if (kind == FileKind::kConfig) {
-    auto size = stat(Handle{FileKind::kConfig, "config"});
-    if (!size)
-      return size.error().code == Errc::kNotFound ? Result<void>{} : fail(size.error());
-    return fn(FileInfo{"config", *size});
-  }
+  if (kind == FileKind::kConfig)
+    return list_config(*this, fn);
   return list_dir(root_ + "/" + file_kind_dir(kind), kind, fn);
 }
 
