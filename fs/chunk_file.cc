@@ -129,7 +129,8 @@ std::size_t ReadStream::depth() const {
 }
 
 repo::Result<std::size_t> read_file(ChunkStore& store, const FileChunks& file, ReadStream& stream,
-                                    std::uint64_t offset, std::span<std::byte> out) {
+                                    std::uint64_t offset, std::span<std::byte> out,
+                                    std::vector<FetchedChunk>* fetched) {
   if (offset >= file.size() || out.empty())
     return 0;
   std::uint64_t len = std::min<std::uint64_t>(out.size(), file.size() - offset);
@@ -156,12 +157,15 @@ repo::Result<std::size_t> read_file(ChunkStore& store, const FileChunks& file, R
       std::memset(dst, 0, hi - lo);
       continue;
     }
-    COFFER_ASSIGN_OR_RETURN(ChunkRef data, store.get(c.id, plan.touch));
+    bool cached = true;
+    COFFER_ASSIGN_OR_RETURN(ChunkRef data, store.get(c.id, plan.touch, &cached));
     if (data->size() != c.size) {
       return repo::fail(Errc::kCorrupt, fmt::format("blob {}: {} bytes, index says {}",
                                                     c.id.short_hex(), data->size(), c.size));
     }
     std::memcpy(dst, data->data() + (lo - c.offset), hi - lo);
+    if (fetched != nullptr && !cached && plan.touch == Touch::kReuse)
+      fetched->push_back(FetchedChunk{c.offset, std::move(data)});
   }
   return static_cast<std::size_t>(len);
 }

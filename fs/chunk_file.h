@@ -106,12 +106,22 @@ class ReadStream {
   std::size_t issued_until_ = 0;  // chunk index below which prefetches were issued
 };
 
+// A whole chunk that a random (non-sequential) read had to fetch and decode: where it lies
+// in the file, and its verified plaintext. The FUSE layer hands these to the kernel's page
+// cache so later reads anywhere in the chunk cost no round trip (fs/page_cache_fill.h).
+struct FetchedChunk {
+  std::uint64_t offset = 0;  // in the file
+  ChunkRef data;
+};
+
 // Reads [offset, offset + out.size()) of `file` into `out`: exactly out.size() bytes unless
 // EOF comes first (then the bytes up to EOF; 0 at or past EOF). Drives `stream`'s sequential
-// detection and prefetch (its window capped at the store's prefetch budget). Errors: those of
-// ChunkStore::get(), and kCorrupt if a chunk's size differs from the index. REQUIRES: `file` was
-// built from the store's repository.
+// detection and prefetch (its window capped at the store's prefetch budget). When `fetched`
+// is given, chunks a random read did not find in the RAM cache are appended to it.
+// Errors: those of ChunkStore::get(), and kCorrupt if a chunk's size differs from the index.
+// REQUIRES: `file` was built from the store's repository.
 repo::Result<std::size_t> read_file(ChunkStore& store, const FileChunks& file, ReadStream& stream,
-                                    std::uint64_t offset, std::span<std::byte> out);
+                                    std::uint64_t offset, std::span<std::byte> out,
+                                    std::vector<FetchedChunk>* fetched = nullptr);
 
 }  // namespace coffer::fs

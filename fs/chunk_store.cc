@@ -94,21 +94,25 @@ ChunkStore::~ChunkStore() {
   for (const repo::Id& id : orphans) complete(id, repo::fail(Errc::kCancelled, "store closing"));
 }
 
-repo::Result<ChunkRef> ChunkStore::get(const repo::Id& blob, Touch touch) {
+repo::Result<ChunkRef> ChunkStore::get(const repo::Id& blob, Touch touch, bool* cached) {
   ++counters_->gets;
   std::uint64_t generation = reload_generation_;
-  auto r = get_once(blob, touch);
+  auto r = get_once(blob, touch, cached);
   if (!r && r.error().code == Errc::kNotFound && try_reload(generation))
-    r = get_once(blob, touch);
+    r = get_once(blob, touch, cached);
   return r;
 }
 
-repo::Result<ChunkRef> ChunkStore::get_once(const repo::Id& id, Touch touch) {
+repo::Result<ChunkRef> ChunkStore::get_once(const repo::Id& id, Touch touch, bool* cached) {
   for (;;) {
     if (ChunkRef hit = ram_.find(id, touch)) {
       ++counters_->ram_hits;
+      if (cached != nullptr)
+        *cached = true;
       return hit;
     }
+    if (cached != nullptr)
+      *cached = false;
     Batch batch;
     std::shared_ptr<Slot> slot = admit(id, true, batch, touch == Touch::kReuse);
     if (!slot)

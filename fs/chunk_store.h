@@ -107,8 +107,10 @@ class ChunkStore {
   ChunkStore& operator=(const ChunkStore&) = delete;
 
   // The decoded plaintext of data blob `blob`; blocks until available. `touch` tells the
-  // RAM cache whether this access is a re-use (kReuse) or part of a sequential pass.
-  repo::Result<ChunkRef> get(const repo::Id& blob, Touch touch = Touch::kReuse);
+  // RAM cache whether this access is a re-use (kReuse) or part of a sequential pass. When
+  // `cached` is given it is set to whether the RAM cache answered (no fetch, no decode).
+  repo::Result<ChunkRef> get(const repo::Id& blob, Touch touch = Touch::kReuse,
+                             bool* cached = nullptr);
 
   // Starts fetches without waiting: `needed` at demand priority (never dropped), `ahead`
   // as prefetch (low priority, dropped over budget). Blobs already cached or in flight
@@ -128,7 +130,7 @@ class ChunkStore {
   struct Batch;
 
   ChunkStore(const repo::Repository& repo, ChunkStoreOptions options);
-  repo::Result<ChunkRef> get_once(const repo::Id& id, Touch touch);
+  repo::Result<ChunkRef> get_once(const repo::Id& id, Touch touch, bool* cached);
   // The slot of `id`, new (its blob added to `batch`) or shared; nullptr when the RAM cache
   // has it. `random`: wanted by a reader outside a sequential stream.
   std::shared_ptr<Slot> admit(const repo::Id& id, bool demand, Batch& batch, bool random = false);

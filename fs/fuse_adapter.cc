@@ -11,7 +11,9 @@
 #include <fuse3/fuse_lowlevel.h>
 
 #include "fs/errno_map.h"
+#include "fs/page_cache_fill.h"
 #include "fs/snapshot_fs.h"
+#include "fs/snapshot_inode.h"
 #include "repo/core/log.h"
 
 namespace coffer::fs {
@@ -191,14 +193,20 @@ void on_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) noexcept {
   });
 }
 
-void on_read(fuse_req_t req, fuse_ino_t /*ino*/, size_t size, off_t off,
-             fuse_file_info* fi) noexcept {
+void on_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) noexcept {
   guarded(req, [&] {
+    FuseContext& context = context_of(req);
+    FileHandle& file = file_of(fi);
     repo::Bytes out;
-    auto r = fs_of(req).read(file_of(fi), static_cast<std::uint64_t>(off), size, out);
+    std::vector<FetchedChunk> fetched;
+    auto r = context.fs.read(file, static_cast<std::uint64_t>(off), size, out,
+                             context.fill != nullptr ? &fetched : nullptr);
     if (!r)
       return reply_error(req, r.error());  // never a short or padded buffer
     fuse_reply_buf(req, reinterpret_cast<const char*>(out.data()), out.size());
+    // Only now: the store waits for the page locks this READ held until its reply.
+    if (!fetched.empty())
+      context.fill->push(ino, file.chunks->size(), std::move(fetched));
   });
 }
 

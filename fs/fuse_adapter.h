@@ -18,6 +18,7 @@ namespace coffer::fs {
 class SnapshotFs;
 class DirHandle;
 class FileHandle;
+class PageCacheFill;
 
 // Handles given to the kernel as fi->fh, kept here until release. The kernel may never
 // send a release (the loop ends on a signal with files still open); whatever is left is
@@ -56,6 +57,9 @@ struct FuseContext {
   SnapshotFs& fs;
   HandleSet<DirHandle> dirs;
   HandleSet<FileHandle> files;
+  // When set (before the loop starts), chunks that random reads fetched go to the kernel's
+  // page cache through it.
+  PageCacheFill* fill = nullptr;
 };
 
 // The operations table (static storage).

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fs/fuse_adapter.h"
+#include "fs/page_cache_fill.h"
 #include "repo/core/log.h"
 
 namespace coffer::fs {
@@ -171,6 +172,8 @@ class Session {
     return {};
   }
 
+  [[nodiscard]] fuse_session* get() const { return se_; }
+
   Result<void> loop(unsigned max_threads) {
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(cfg, 1);
@@ -279,6 +282,14 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
   Session session;
   COFFER_TRY(session.mount(c, mountpoint, &context));
   raise_readahead(mountpoint);
+  // Destroyed before the session (declared after it), after the loop has ended.
+  std::unique_ptr<PageCacheFill> fill;
+  if (c.page_cache_fill) {
+    auto device = mounted_device(mountpoint);
+    fill = std::make_unique<PageCacheFill>(session.get(), device ? fuse_abort_path(*device) : "",
+                                           c.page_cache_fill_pending);
+    context.fill = fill.get();
+  }
   if (notifier != nullptr) {
     notifier->ready();
     detach_stdio();

@@ -33,6 +33,10 @@ struct MountConfig {
   bool allow_other = false;
   unsigned max_threads = 16;  // libfuse worker threads
   std::string cache_base;     // disk chunk cache at <cache_base>/<repo id>/chunks; "" = none
+  // Chunks fetched for random reads go whole into the kernel's page cache
+  // (fs/page_cache_fill.h), with at most this many bytes waiting.
+  bool page_cache_fill = true;
+  std::uint64_t page_cache_fill_pending = 64ULL << 20;
   SnapshotFsOptions fs;
   RepositoryAccessOptions access;
   // Opens the repository with its index loaded (runs in the daemon child).

@@ -123,9 +123,10 @@ Result<ChunksPtr> RepositoryAccess::file_chunks(const std::vector<repo::Id>& con
 }
 
 Result<std::size_t> RepositoryAccess::read(const FileChunks& file, ReadStream& stream,
-                                           std::uint64_t offset, std::span<std::byte> out) {
+                                           std::uint64_t offset, std::span<std::byte> out,
+                                           std::vector<FetchedChunk>* fetched) {
   // No gate here: the chunk store takes it around its own look-ups, and may reload.
-  return read_file(*store_, file, stream, offset, out);
+  return read_file(*store_, file, stream, offset, out, fetched);
 }
 
 }  // namespace coffer::fs

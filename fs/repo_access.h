@@ -52,9 +52,11 @@ class RepoAccess {
   // index), kIo.
   virtual repo::Result<ChunksPtr> file_chunks(const std::vector<repo::Id>& content) = 0;
   // Reads [offset, offset + out.size()) of a file: out.size() bytes unless EOF comes first.
-  // Errors: kNotFound, kCorrupt, kIo, kCancelled.
+  // Chunks a random read had to fetch are appended to `fetched` when it is given (see
+  // read_file in fs/chunk_file.h). Errors: kNotFound, kCorrupt, kIo, kCancelled.
   virtual repo::Result<std::size_t> read(const FileChunks& file, ReadStream& stream,
-                                         std::uint64_t offset, std::span<std::byte> out) = 0;
+                                         std::uint64_t offset, std::span<std::byte> out,
+                                         std::vector<FetchedChunk>* fetched) = 0;
 };
 
 struct RepositoryAccessOptions {
@@ -76,7 +78,8 @@ class RepositoryAccess final : public RepoAccess {
   repo::Result<void> refresh_index() override;
   repo::Result<ChunksPtr> file_chunks(const std::vector<repo::Id>& content) override;
   repo::Result<std::size_t> read(const FileChunks& file, ReadStream& stream, std::uint64_t offset,
-                                 std::span<std::byte> out) override;
+                                 std::span<std::byte> out,
+                                 std::vector<FetchedChunk>* fetched) override;
 
   [[nodiscard]] repo::Repository& repository() const { return repo_; }
   [[nodiscard]] ChunkStats chunk_stats() const { return store_->stats(); }

@@ -111,9 +111,10 @@ class SnapshotFs {
 
   // Opens a regular file for reading. Errors: kInvalidArgument (not a file), load errors.
   repo::Result<std::shared_ptr<FileHandle>> open(std::uint64_t nodeid);
-  // Sets `out` to exactly min(size, file size - offset) bytes, or fails.
+  // Sets `out` to exactly min(size, file size - offset) bytes, or fails. Chunks a random
+  // read had to fetch are appended to `fetched` when it is given.
   repo::Result<void> read(FileHandle& file, std::uint64_t offset, std::size_t size,
-                          repo::Bytes& out);
+                          repo::Bytes& out, std::vector<FetchedChunk>* fetched = nullptr);
   // SEEK_DATA / SEEK_HOLE: the resulting offset, or nullopt (ENXIO).
   // Errors: kInvalidArgument for other `whence` values.
   repo::Result<std::optional<std::uint64_t>> lseek(FileHandle& file, std::uint64_t offset,

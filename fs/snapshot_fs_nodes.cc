@@ -238,14 +238,14 @@ Result<std::shared_ptr<FileHandle>> SnapshotFs::open(std::uint64_t nodeid) {
 }
 
 Result<void> SnapshotFs::read(FileHandle& file, std::uint64_t offset, std::size_t size,
-                              repo::Bytes& out) {
+                              repo::Bytes& out, std::vector<FetchedChunk>* fetched) {
   const FileChunks& chunks = *file.chunks;
   std::uint64_t want =
       offset >= chunks.size() ? 0 : std::min<std::uint64_t>(size, chunks.size() - offset);
   out.resize(want);
   if (want == 0)
     return {};
-  auto r = repo_.read(chunks, file.stream, offset, out);
+  auto r = repo_.read(chunks, file.stream, offset, out, fetched);
   if (!r)
     return repo::fail(content_error(r.error()).with_context(file.inode->path));
   if (*r != want)

@@ -42,7 +42,8 @@ class FakeAccess final : public coffer::fs::RepoAccess {
     return fail(Errc::kNotFound, "the fake has no data blobs");
   }
   Result<std::size_t> read(const coffer::fs::FileChunks& /*file*/, coffer::fs::ReadStream&,
-                           std::uint64_t /*offset*/, std::span<std::byte> /*out*/) override {
+                           std::uint64_t /*offset*/, std::span<std::byte> /*out*/,
+                           std::vector<coffer::fs::FetchedChunk>* /*fetched*/) override {
     return fail(Errc::kIo, "the fake has no data blobs");
   }
 

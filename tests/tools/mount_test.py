@@ -18,6 +18,7 @@ with timeouts, even when a test fails.
 Run: COFFER_BIN=build/coffer python3 tests/tools/mount_test.py
 """
 
+import ctypes
 import errno
 import hashlib
 import mmap
@@ -139,6 +140,27 @@ def data_ranges(path: str) -> list:
         os.close(fd)
     return out
 
+
+
+def resident_pages(fd, size):
+    """Which pages of the open file `fd` (of `size` bytes) are in the page cache (mincore)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+    if addr in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap failed")
+    try:
+        pages = (size + 4095) // 4096
+        vec = ctypes.create_string_buffer(pages)
+        if libc.mincore(addr, size, vec) != 0:
+            raise OSError(ctypes.get_errno(), "mincore failed")
+        return [b & 1 == 1 for b in vec.raw[:pages]]
+    finally:
+        libc.munmap(addr, size)
 
 class Fixture:
     def __init__(self):
@@ -332,6 +354,42 @@ class TreeTest(MountBase):
         self.assertFalse(any(t.is_alive() for t in threads), "a reader hung")
         self.assertEqual(errors, [])
 
+
+    def test_a_random_read_puts_its_whole_chunk_in_the_page_cache(self):
+        """A 4 KiB read with readahead off fetches and verifies its whole chunk; the daemon hands
+        the chunk's whole pages to the kernel's page cache (FUSE_NOTIFY_STORE), so they become
+        resident without being read, pages of other chunks do not, and everything reads right."""
+        mp = self.mount(F.repo, "--no-cache")
+        path = os.path.join(self.snap_dir(mp, F.s1), "src", "big.bin")
+        locs = F.repo.blob_locations()
+        sizes = [locs[b].get("uncompressed_length") or locs[b]["length"] - 32
+                 for b in F.repo.node(F.s1, "/src/big.bin")["content"]]
+        self.assertGreaterEqual(len(sizes), 3, "big.bin must have three chunks")
+        start, end = sizes[0], sizes[0] + sizes[1]
+        with open(os.path.join(F.src, "big.bin"), "rb") as f:
+            want = f.read()
+        page = 4096
+        first, last = (start + page - 1) // page, end // page  # whole pages of chunk 2
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)  # no kernel readahead
+            mid = (first + last) // 2 * page
+            self.assertEqual(os.pread(fd, page, mid), want[mid:mid + page])
+            deadline = time.monotonic() + 30
+            while True:
+                resident = resident_pages(fd, len(want))
+                missing = [p for p in range(first, last) if not resident[p]]
+                if not missing or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            self.assertEqual(missing, [], "pages of the chunk that a read fetched are not cached")
+            outside = [p for p in range(0, first - 1) if resident[p]]
+            outside += [p for p in range(last + 1, len(resident)) if resident[p]]
+            self.assertEqual(outside, [], "pages of chunks nobody read are cached")
+            got = b"".join(os.pread(fd, 1 << 20, off) for off in range(0, len(want), 1 << 20))
+            self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(want).hexdigest())
+        finally:
+            os.close(fd)
 
     def test_slow_backend_reads_right_with_and_without_prefetch(self):
         """A backend that waits on every request (COFFER_DEBUG_LATENCY_MS), read sequentially with

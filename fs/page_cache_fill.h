@@ -1,0 +1,82 @@
+// PageCacheFill: hands whole decoded chunks to the kernel's page cache of the file they were
+// read for (FUSE_NOTIFY_STORE), so that later reads anywhere in such a chunk are answered by
+// the kernel without a READ round trip. A random 4 KiB read has to fetch and verify its whole
+// chunk (0.5-8 MiB) anyway; keeping all of it, as the kernel's own squashfs keeps a whole
+// block on a miss, turns the next reads near it into page-cache hits. The kernel bounds and
+// reclaims those pages under memory pressure; the daemon's memory does not grow.
+//
+// Only what the chunk store verified is ever stored (the FetchedChunk's plaintext), only
+// whole pages inside the file (the partial first and last pages of a chunk are left to
+// ordinary reads, except the file's own last page), and only after the READ that fetched
+// the chunk was answered: a store waits for the page locks of READs still in flight, which
+// the libfuse workers answer independently of this thread, so it never blocks them.
+//
+// One thread does the stores. Queued bytes are bounded: push() drops chunks beyond the
+// bound rather than wait. The destructor stops the thread; should a store still wait for a
+// READ that no worker will answer any more (the loop has ended), the FUSE connection is
+// aborted through /sys/fs/fuse/connections/<id>/abort so the thread can be joined.
+//
+// Thread contract: push() and stats() are safe from any thread. Ownership: the session must
+// outlive the object; queued chunks are shared with the RAM cache (ChunkRef).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/chunk_file.h"
+
+struct fuse_session;
+
+namespace coffer::fs {
+
+class PageCacheFill {
+ public:
+  struct Stats {
+    std::uint64_t stored_bytes = 0;   // bytes the kernel accepted
+    std::uint64_t dropped_bytes = 0;  // chunk bytes not queued (over the bound)
+    std::uint64_t failed = 0;         // stores the kernel refused (inode forgotten, ...)
+  };
+
+  // `abort_path`: the connection's abort file, "" when unknown. `max_pending`: queued bytes.
+  PageCacheFill(fuse_session* session, std::string abort_path, std::uint64_t max_pending);
+  ~PageCacheFill();
+  PageCacheFill(const PageCacheFill&) = delete;
+  PageCacheFill& operator=(const PageCacheFill&) = delete;
+
+  // Queues `chunks` of the file with FUSE inode `ino` and `file_size` bytes.
+  void push(std::uint64_t ino, std::uint64_t file_size, std::vector<FetchedChunk> chunks);
+
+  [[nodiscard]] Stats stats() const;
+
+ private:
+  struct Item {
+    std::uint64_t ino = 0;
+    std::uint64_t file_size = 0;
+    FetchedChunk chunk;
+  };
+  void run();
+  void store(const Item& item);
+
+  fuse_session* const session_;
+  const std::string abort_path_;
+  const std::uint64_t max_pending_;
+  mutable std::mutex mutex_;  // guards everything below
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  std::uint64_t pending_ = 0;  // bytes in queue_
+  bool stop_ = false;
+  bool idle_ = true;  // the thread is not inside a store
+  Stats stats_;
+  std::thread thread_;  // last: started when the rest is ready
+};
+
+// The abort file of the FUSE connection whose device is `device` as /proc/self/mountinfo
+// shows it ("0:53" -> "/sys/fs/fuse/connections/53/abort"); "" for anything else.
+std::string fuse_abort_path(const std::string& device);
+
+}  // namespace coffer::fs
