@@ -128,12 +128,30 @@ std::size_t ReadStream::depth() const {
   return depth_;
 }
 
-repo::Result<std::size_t> read_file(ChunkStore& store, const FileChunks& file, ReadStream& stream,
-                                    std::uint64_t offset, std::span<std::byte> out,
-                                    std::vector<FetchedChunk>* fetched) {
-  if (offset >= file.size() || out.empty())
+namespace {
+
+// Zeros for the holes of read segments: a FUSE read is at most a few MiB, so a hole is
+// described by pieces of this buffer.
+constexpr std::size_t kZeroSpan = 1U << 20;
+alignas(4096) std::byte kZeros[kZeroSpan];  // .bss: never written
+
+void add_zeros(std::vector<ReadSegment>& out, std::uint64_t n) {
+  while (n > 0) {
+    auto piece = static_cast<std::size_t>(std::min<std::uint64_t>(n, kZeroSpan));
+    out.push_back(ReadSegment{nullptr, kZeros, piece});
+    n -= piece;
+  }
+}
+
+}  // namespace
+
+repo::Result<std::uint64_t> read_file_segments(ChunkStore& store, const FileChunks& file,
+                                               ReadStream& stream, std::uint64_t offset,
+                                               std::uint64_t size, std::vector<ReadSegment>& out,
+                                               std::vector<FetchedChunk>* fetched) {
+  if (offset >= file.size() || size == 0)
     return 0;
-  std::uint64_t len = std::min<std::uint64_t>(out.size(), file.size() - offset);
+  std::uint64_t len = std::min<std::uint64_t>(size, file.size() - offset);
   auto [first, last] = file.chunk_range(offset, len);
   ReadStream::Plan plan = stream.on_read(file, offset, len, last, store.options().prefetch_budget);
   std::vector<repo::Id> needed;
@@ -152,22 +170,37 @@ repo::Result<std::size_t> read_file(ChunkStore& store, const FileChunks& file, R
     const FileChunks::Chunk& c = file.chunk(i);
     std::uint64_t lo = std::max(offset, c.offset);
     std::uint64_t hi = std::min(offset + len, c.offset + c.size);
-    std::byte* dst = out.data() + (lo - offset);
     if (c.zero) {
-      std::memset(dst, 0, hi - lo);
+      add_zeros(out, hi - lo);
       continue;
     }
-    bool cached = true;
-    COFFER_ASSIGN_OR_RETURN(ChunkRef data, store.get(c.id, plan.touch, &cached));
+    COFFER_ASSIGN_OR_RETURN(ChunkRef data, store.get(c.id, plan.touch));
     if (data->size() != c.size) {
       return repo::fail(Errc::kCorrupt, fmt::format("blob {}: {} bytes, index says {}",
                                                     c.id.short_hex(), data->size(), c.size));
     }
-    std::memcpy(dst, data->data() + (lo - c.offset), hi - lo);
-    if (fetched != nullptr && !cached && plan.touch == Touch::kReuse)
-      fetched->push_back(FetchedChunk{c.offset, std::move(data)});
+    const std::byte* at = data->data() + (lo - c.offset);
+    // A random read reaches the daemon only when the kernel lacks its page: give it the
+    // whole chunk, whether it came from the RAM cache or was fetched.
+    if (fetched != nullptr && plan.touch == Touch::kReuse)
+      fetched->push_back(FetchedChunk{c.offset, data});
+    out.push_back(ReadSegment{std::move(data), at, static_cast<std::size_t>(hi - lo)});
   }
-  return static_cast<std::size_t>(len);
+  return len;
+}
+
+repo::Result<std::size_t> read_file(ChunkStore& store, const FileChunks& file, ReadStream& stream,
+                                    std::uint64_t offset, std::span<std::byte> out,
+                                    std::vector<FetchedChunk>* fetched) {
+  std::vector<ReadSegment> segments;
+  COFFER_ASSIGN_OR_RETURN(std::uint64_t n, read_file_segments(store, file, stream, offset,
+                                                              out.size(), segments, fetched));
+  std::byte* dst = out.data();
+  for (const ReadSegment& s : segments) {
+    std::memcpy(dst, s.data, s.size);
+    dst += s.size;
+  }
+  return static_cast<std::size_t>(n);
 }
 
 }  // namespace coffer::fs

@@ -106,20 +106,35 @@ class ReadStream {
   std::size_t issued_until_ = 0;  // chunk index below which prefetches were issued
 };
 
-// A whole chunk that a random (non-sequential) read had to fetch and decode: where it lies
-// in the file, and its verified plaintext. The FUSE layer hands these to the kernel's page
+// A whole chunk that a random (non-sequential) read used: where it lies in the file, and its
+// verified plaintext. The FUSE layer hands these to the kernel's page
 // cache so later reads anywhere in the chunk cost no round trip (fs/page_cache_fill.h).
 struct FetchedChunk {
   std::uint64_t offset = 0;  // in the file
   ChunkRef data;
 };
 
-// Reads [offset, offset + out.size()) of `file` into `out`: exactly out.size() bytes unless
-// EOF comes first (then the bytes up to EOF; 0 at or past EOF). Drives `stream`'s sequential
-// detection and prefetch (its window capped at the store's prefetch budget). When `fetched`
-// is given, chunks a random read did not find in the RAM cache are appended to it.
-// Errors: those of ChunkStore::get(), and kCorrupt if a chunk's size differs from the index.
-// REQUIRES: `file` was built from the store's repository.
+// A piece of a read's answer: `size` bytes at `data`, which lie inside `owner`'s buffer (kept
+// alive by it), or in a static buffer of zeros when `owner` is null.
+struct ReadSegment {
+  ChunkRef owner;
+  const std::byte* data = nullptr;
+  std::size_t size = 0;
+};
+
+// Reads [offset, offset + size) of `file`, clipped at EOF, without copying: appends pieces of
+// the chunks (and of a zero buffer for holes) to `out`, in file order, and returns the bytes
+// they add up to (0 at or past EOF). Drives `stream`'s sequential detection and prefetch (its
+// window capped at the store's prefetch budget). When `fetched` is given, the chunks of a
+// random read are appended to it. Errors: those of ChunkStore::get(),
+// and kCorrupt if a chunk's size differs from the index. REQUIRES: `file` was built from the
+// store's repository.
+repo::Result<std::uint64_t> read_file_segments(ChunkStore& store, const FileChunks& file,
+                                               ReadStream& stream, std::uint64_t offset,
+                                               std::uint64_t size, std::vector<ReadSegment>& out,
+                                               std::vector<FetchedChunk>* fetched = nullptr);
+
+// As read_file_segments, copied into `out` (exactly out.size() bytes unless EOF comes first).
 repo::Result<std::size_t> read_file(ChunkStore& store, const FileChunks& file, ReadStream& stream,
                                     std::uint64_t offset, std::span<std::byte> out,
                                     std::vector<FetchedChunk>* fetched = nullptr);

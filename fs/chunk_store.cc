@@ -94,25 +94,23 @@ ChunkStore::~ChunkStore() {
   for (const repo::Id& id : orphans) complete(id, repo::fail(Errc::kCancelled, "store closing"));
 }
 
-repo::Result<ChunkRef> ChunkStore::get(const repo::Id& blob, Touch touch, bool* cached) {
+repo::Result<ChunkRef> ChunkStore::get(const repo::Id& blob, Touch touch) {
   ++counters_->gets;
   std::uint64_t generation = reload_generation_;
-  auto r = get_once(blob, touch, cached);
+  auto r = get_once(blob, touch);
   if (!r && r.error().code == Errc::kNotFound && try_reload(generation))
-    r = get_once(blob, touch, cached);
+    r = get_once(blob, touch);
   return r;
 }
 
-repo::Result<ChunkRef> ChunkStore::get_once(const repo::Id& id, Touch touch, bool* cached) {
+repo::Result<ChunkRef> ChunkStore::get_once(const repo::Id& id, Touch touch) {
   for (;;) {
-    if (ChunkRef hit = ram_.find(id, touch)) {
+    // Without caching for random readers, a random hit must not promote a chunk out of the
+    // scan segment either.
+    if (ChunkRef hit = ram_.find(id, options_.cache_random ? touch : Touch::kScan)) {
       ++counters_->ram_hits;
-      if (cached != nullptr)
-        *cached = true;
       return hit;
     }
-    if (cached != nullptr)
-      *cached = false;
     Batch batch;
     std::shared_ptr<Slot> slot = admit(id, true, batch, touch == Touch::kReuse);
     if (!slot)
@@ -232,7 +230,8 @@ void ChunkStore::complete(const repo::Id& id, repo::Result<ChunkRef> result, boo
   if (result && cache) {
     // Fetched for a sequential stream (no random reader waits for it): the scan segment.
     bool ahead = it != slots_.end() && !it->second->random;
-    ram_.insert(id, *result, ahead);  // lock order: mutex_, then the cache's own
+    if (ahead || options_.cache_random)
+      ram_.insert(id, *result, ahead);  // lock order: mutex_, then the cache's own
   }
   if (it == slots_.end() || it->second->done)
     return;

@@ -67,6 +67,11 @@ struct ChunkStoreOptions {
   std::uint64_t max_gap = 256ULL << 10;       // coalesce blobs at most this far apart
   std::uint64_t max_read = 16ULL << 20;       // longest single ranged read
   std::chrono::milliseconds error_ttl{1000};  // how long a failed fetch is remembered
+  // Whether chunks fetched for random (non-sequential) readers enter the RAM cache. Off when
+  // the FUSE layer hands such chunks to the kernel's page cache (fs/page_cache_fill.h),
+  // which then answers the reads near them: a second copy here would only cost memory.
+  // Random hits on chunks fetched for sequential readers then do not promote them either.
+  bool cache_random = true;
   // Optional: reloads the repository index (e.g. after a prune). Called at most once per
   // `reload_interval` from a reader thread, when a blob is missing from the index or its
   // pack is gone; the blob is then looked up again. It must exclude concurrent
@@ -107,10 +112,8 @@ class ChunkStore {
   ChunkStore& operator=(const ChunkStore&) = delete;
 
   // The decoded plaintext of data blob `blob`; blocks until available. `touch` tells the
-  // RAM cache whether this access is a re-use (kReuse) or part of a sequential pass. When
-  // `cached` is given it is set to whether the RAM cache answered (no fetch, no decode).
-  repo::Result<ChunkRef> get(const repo::Id& blob, Touch touch = Touch::kReuse,
-                             bool* cached = nullptr);
+  // RAM cache whether this access is a re-use (kReuse) or part of a sequential pass.
+  repo::Result<ChunkRef> get(const repo::Id& blob, Touch touch = Touch::kReuse);
 
   // Starts fetches without waiting: `needed` at demand priority (never dropped), `ahead`
   // as prefetch (low priority, dropped over budget). Blobs already cached or in flight
@@ -130,7 +133,7 @@ class ChunkStore {
   struct Batch;
 
   ChunkStore(const repo::Repository& repo, ChunkStoreOptions options);
-  repo::Result<ChunkRef> get_once(const repo::Id& id, Touch touch, bool* cached);
+  repo::Result<ChunkRef> get_once(const repo::Id& id, Touch touch);
   // The slot of `id`, new (its blob added to `batch`) or shared; nullptr when the RAM cache
   // has it. `random`: wanted by a reader outside a sequential stream.
   std::shared_ptr<Slot> admit(const repo::Id& id, bool demand, Batch& batch, bool random = false);

@@ -9,6 +9,7 @@
 
 #include <fcntl.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <sys/uio.h>
 
 #include "fs/errno_map.h"
 #include "fs/page_cache_fill.h"
@@ -197,13 +198,22 @@ void on_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   guarded(req, [&] {
     FuseContext& context = context_of(req);
     FileHandle& file = file_of(fi);
-    repo::Bytes out;
+    std::vector<ReadSegment> segments;
     std::vector<FetchedChunk> fetched;
-    auto r = context.fs.read(file, static_cast<std::uint64_t>(off), size, out,
+    auto r = context.fs.read(file, static_cast<std::uint64_t>(off), size, segments,
                              context.fill != nullptr ? &fetched : nullptr);
     if (!r)
       return reply_error(req, r.error());  // never a short or padded buffer
-    fuse_reply_buf(req, reinterpret_cast<const char*>(out.data()), out.size());
+    // Straight from the chunks' buffers: the kernel copies them once, into its pages.
+    std::vector<iovec> iov(segments.size());
+    for (std::size_t i = 0; i < segments.size(); ++i) {
+      iov[i].iov_base = const_cast<std::byte*>(segments[i].data);  // only read
+      iov[i].iov_len = segments[i].size;
+    }
+    if (iov.empty())
+      fuse_reply_buf(req, nullptr, 0);
+    else
+      fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
     // Only now: the store waits for the page locks this READ held until its reply.
     if (!fetched.empty())
       context.fill->push(ino, file.chunks->size(), std::move(fetched));

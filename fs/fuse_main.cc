@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -272,6 +273,7 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
   if (remote)
     access_options.chunks.max_read =
         std::min<std::uint64_t>(access_options.chunks.max_read, 4 << 20);
+  access_options.chunks.cache_random = !c.page_cache_fill;
   COFFER_ASSIGN_OR_RETURN(auto access, RepositoryAccess::open(*repository, access_options));
   COFFER_ASSIGN_OR_RETURN(auto fs, SnapshotFs::create(*access, c.fs));
   std::shared_ptr<void> lock;
@@ -294,7 +296,20 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
     notifier->ready();
     detach_stdio();
   }
-  return session.loop(c.max_threads);
+  auto served = session.loop(c.max_threads);
+  ChunkStats st = access->chunk_stats();
+  repo::log::info(fmt::format(
+      "mount: {} reads of chunks, {} from RAM, {} fetched ({} ranged reads, {} MiB), {} prefetches "
+      "dropped, {} corrupt",
+      st.gets, st.ram_hits, st.blobs_fetched, st.fetches, st.bytes_fetched >> 20,
+      st.prefetch_dropped, st.corrupt));
+  if (fill) {
+    PageCacheFill::Stats f = fill->stats();
+    repo::log::info(
+        fmt::format("mount: {} MiB handed to the page cache in {} ms, {} MiB dropped, {} refused",
+                    f.stored_bytes >> 20, f.busy_ms, f.dropped_bytes >> 20, f.failed));
+  }
+  return served;
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ struct MountConfig {
   // Chunks fetched for random reads go whole into the kernel's page cache
   // (fs/page_cache_fill.h), with at most this many bytes waiting.
   bool page_cache_fill = true;
-  std::uint64_t page_cache_fill_pending = 64ULL << 20;
+  std::uint64_t page_cache_fill_pending = 16ULL << 20;
   SnapshotFsOptions fs;
   RepositoryAccessOptions access;
   // Opens the repository with its index loaded (runs in the daemon child).

@@ -1,7 +1,9 @@
 #include "fs/page_cache_fill.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 
 #include <fuse3/fuse_lowlevel.h>
@@ -14,6 +16,7 @@ namespace {
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kMaxStore = 1ULL << 20;  // bytes per notification
 constexpr auto kStopGrace = std::chrono::seconds(2);
+constexpr std::size_t kMaxEdges = 4096;  // half-filled shared pages kept (16 MiB at most)
 
 }  // namespace
 
@@ -72,12 +75,31 @@ void PageCacheFill::run() {
     pending_ -= item.chunk.data->size();
     idle_ = false;
     lock.unlock();
+    auto started = std::chrono::steady_clock::now();
     store(item);
     item = Item{};  // drop the chunk outside the lock
+    auto took = std::chrono::steady_clock::now() - started;
     lock.lock();
+    stats_.busy_ms += std::chrono::duration_cast<std::chrono::milliseconds>(took).count();
     idle_ = true;
     cv_.notify_all();
   }
+}
+
+bool PageCacheFill::send(std::uint64_t ino, std::uint64_t offset, const std::byte* data,
+                         std::uint64_t size) {
+  fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+  // libfuse only reads from the buffer; its struct has no const member.
+  buf.buf[0].mem = const_cast<std::byte*>(data);
+  int rc = fuse_lowlevel_notify_store(session_, ino, static_cast<off_t>(offset), &buf,
+                                      static_cast<fuse_buf_copy_flags>(0));
+  std::scoped_lock lock(mutex_);
+  if (rc != 0) {
+    ++stats_.failed;
+    return false;
+  }
+  stats_.stored_bytes += size;
+  return true;
 }
 
 void PageCacheFill::store(const Item& item) {
@@ -85,24 +107,47 @@ void PageCacheFill::store(const Item& item) {
   std::uint64_t chunk_end = std::min(c.offset + c.data->size(), item.file_size);
   std::uint64_t begin = (c.offset + kPage - 1) / kPage * kPage;
   std::uint64_t end = chunk_end == item.file_size ? chunk_end : chunk_end / kPage * kPage;
-  std::uint64_t stored = 0;
   for (std::uint64_t at = begin; at < end;) {
     std::uint64_t n = std::min(kMaxStore, end - at);
-    fuse_bufvec buf = FUSE_BUFVEC_INIT(n);
-    // libfuse only reads from the buffer; its struct has no const member.
-    buf.buf[0].mem = const_cast<std::byte*>(c.data->data() + (at - c.offset));
-    int rc = fuse_lowlevel_notify_store(session_, item.ino, static_cast<off_t>(at), &buf,
-                                        static_cast<fuse_buf_copy_flags>(0));
-    if (rc != 0) {
-      std::scoped_lock lock(mutex_);
-      ++stats_.failed;
-      break;
-    }
-    stored += n;
+    if (!send(item.ino, at, c.data->data() + (at - c.offset), n))
+      return;
     at += n;
   }
-  std::scoped_lock lock(mutex_);
-  stats_.stored_bytes += stored;
+  // The pages a chunk shares with its neighbours: kept until the neighbour's part arrives.
+  if (c.offset % kPage != 0)
+    add_edge(item, c.offset, std::min(begin, chunk_end));
+  if (end < chunk_end && end >= c.offset)
+    add_edge(item, end, chunk_end);
+}
+
+void PageCacheFill::add_edge(const Item& item, std::uint64_t from, std::uint64_t to) {
+  std::uint64_t page = from / kPage * kPage;
+  std::uint64_t page_end = std::min(page + kPage, item.file_size);
+  EdgeKey key{item.ino, page / kPage};
+  auto it = edges_.find(key);
+  if (it == edges_.end()) {
+    if (edges_.size() >= kMaxEdges) {
+      edges_.erase(edge_order_.front());
+      edge_order_.pop_front();
+    }
+    it = edges_.emplace(key, Edge{}).first;
+    it->second.begin = page_end;  // nothing filled yet: [end, end) and [page, page)
+    it->second.end = page;
+    edge_order_.push_back(key);
+  }
+  Edge& e = it->second;
+  std::memcpy(e.bytes.data() + (from - page), item.chunk.data->data() + (from - item.chunk.offset),
+              to - from);
+  // Fragments start at the page's start or end at its end (or the file's): two halves.
+  if (from == page)
+    e.end = std::max(e.end, to);
+  if (to == page_end)
+    e.begin = std::min(e.begin, from);
+  if (e.end < e.begin)
+    return;
+  send(item.ino, page, e.bytes.data(), page_end - page);
+  edges_.erase(it);
+  std::erase(edge_order_, key);
 }
 
 std::string fuse_abort_path(const std::string& device) {

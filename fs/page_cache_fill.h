@@ -6,9 +6,9 @@
 // reclaims those pages under memory pressure; the daemon's memory does not grow.
 //
 // Only what the chunk store verified is ever stored (the FetchedChunk's plaintext), only
-// whole pages inside the file (the partial first and last pages of a chunk are left to
-// ordinary reads, except the file's own last page), and only after the READ that fetched
-// the chunk was answered: a store waits for the page locks of READs still in flight, which
+// whole pages inside the file (a page shared by two chunks is kept aside, up to a bound,
+// until the other chunk's part arrives too), and only after the READ that fetched the chunk
+// was answered: a store waits for the page locks of READs still in flight, which
 // the libfuse workers answer independently of this thread, so it never blocks them.
 //
 // One thread does the stores. Queued bytes are bounded: push() drops chunks beyond the
@@ -20,12 +20,14 @@
 // outlive the object; queued chunks are shared with the RAM cache (ChunkRef).
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "fs/chunk_file.h"
@@ -40,6 +42,7 @@ class PageCacheFill {
     std::uint64_t stored_bytes = 0;   // bytes the kernel accepted
     std::uint64_t dropped_bytes = 0;  // chunk bytes not queued (over the bound)
     std::uint64_t failed = 0;         // stores the kernel refused (inode forgotten, ...)
+    std::uint64_t busy_ms = 0;        // time spent storing
   };
 
   // `abort_path`: the connection's abort file, "" when unknown. `max_pending`: queued bytes.
@@ -59,8 +62,30 @@ class PageCacheFill {
     std::uint64_t file_size = 0;
     FetchedChunk chunk;
   };
+  // A page shared by two chunks, filled as their parts arrive: bytes [page, end) and
+  // [begin, page end) are known; complete once end >= begin.
+  struct EdgeKey {
+    std::uint64_t ino = 0;
+    std::uint64_t page = 0;  // index
+    bool operator==(const EdgeKey&) const = default;
+  };
+  struct EdgeHash {
+    std::size_t operator()(const EdgeKey& k) const noexcept {
+      return std::hash<std::uint64_t>()(k.ino * 0x9e3779b97f4a7c15ULL ^ k.page);
+    }
+  };
+  struct Edge {
+    std::array<std::byte, 4096> bytes{};
+    std::uint64_t end = 0;    // [page, end) filled
+    std::uint64_t begin = 0;  // [begin, page end) filled
+  };
+
   void run();
   void store(const Item& item);
+  // Adds bytes [from, to) of the item's chunk to their shared page; stores it when complete.
+  void add_edge(const Item& item, std::uint64_t from, std::uint64_t to);
+  // One FUSE_NOTIFY_STORE; false when the kernel refused it.
+  bool send(std::uint64_t ino, std::uint64_t offset, const std::byte* data, std::uint64_t size);
 
   fuse_session* const session_;
   const std::string abort_path_;
@@ -72,7 +97,10 @@ class PageCacheFill {
   bool stop_ = false;
   bool idle_ = true;  // the thread is not inside a store
   Stats stats_;
-  std::thread thread_;  // last: started when the rest is ready
+  // Used by the thread only.
+  std::unordered_map<EdgeKey, Edge, EdgeHash> edges_;
+  std::deque<EdgeKey> edge_order_;  // oldest first, for the bound
+  std::thread thread_;              // last: started when the rest is ready
 };
 
 // The abort file of the FUSE connection whose device is `device` as /proc/self/mountinfo

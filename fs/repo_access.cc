@@ -122,11 +122,12 @@ Result<ChunksPtr> RepositoryAccess::file_chunks(const std::vector<repo::Id>& con
   return std::make_shared<const FileChunks>(std::move(chunks));
 }
 
-Result<std::size_t> RepositoryAccess::read(const FileChunks& file, ReadStream& stream,
-                                           std::uint64_t offset, std::span<std::byte> out,
-                                           std::vector<FetchedChunk>* fetched) {
+Result<std::uint64_t> RepositoryAccess::read(const FileChunks& file, ReadStream& stream,
+                                             std::uint64_t offset, std::uint64_t size,
+                                             std::vector<ReadSegment>& out,
+                                             std::vector<FetchedChunk>* fetched) {
   // No gate here: the chunk store takes it around its own look-ups, and may reload.
-  return read_file(*store_, file, stream, offset, out, fetched);
+  return read_file_segments(*store_, file, stream, offset, size, out, fetched);
 }
 
 }  // namespace coffer::fs

@@ -51,12 +51,14 @@ class RepoAccess {
   // The chunk table of a file with data blobs `content`. Errors: kNotFound (a blob is in no
   // index), kIo.
   virtual repo::Result<ChunksPtr> file_chunks(const std::vector<repo::Id>& content) = 0;
-  // Reads [offset, offset + out.size()) of a file: out.size() bytes unless EOF comes first.
-  // Chunks a random read had to fetch are appended to `fetched` when it is given (see
-  // read_file in fs/chunk_file.h). Errors: kNotFound, kCorrupt, kIo, kCancelled.
-  virtual repo::Result<std::size_t> read(const FileChunks& file, ReadStream& stream,
-                                         std::uint64_t offset, std::span<std::byte> out,
-                                         std::vector<FetchedChunk>* fetched) = 0;
+  // Reads [offset, offset + size) of a file, clipped at EOF, as pieces of its chunks
+  // appended to `out` (read_file_segments in fs/chunk_file.h); returns the bytes read.
+  // The chunks of a random read are appended to `fetched` when it is given.
+  // Errors: kNotFound, kCorrupt, kIo, kCancelled.
+  virtual repo::Result<std::uint64_t> read(const FileChunks& file, ReadStream& stream,
+                                           std::uint64_t offset, std::uint64_t size,
+                                           std::vector<ReadSegment>& out,
+                                           std::vector<FetchedChunk>* fetched) = 0;
 };
 
 struct RepositoryAccessOptions {
@@ -77,9 +79,9 @@ class RepositoryAccess final : public RepoAccess {
   repo::Result<TreePtr> load_tree(const repo::Id& id) override;
   repo::Result<void> refresh_index() override;
   repo::Result<ChunksPtr> file_chunks(const std::vector<repo::Id>& content) override;
-  repo::Result<std::size_t> read(const FileChunks& file, ReadStream& stream, std::uint64_t offset,
-                                 std::span<std::byte> out,
-                                 std::vector<FetchedChunk>* fetched) override;
+  repo::Result<std::uint64_t> read(const FileChunks& file, ReadStream& stream, std::uint64_t offset,
+                                   std::uint64_t size, std::vector<ReadSegment>& out,
+                                   std::vector<FetchedChunk>* fetched) override;
 
   [[nodiscard]] repo::Repository& repository() const { return repo_; }
   [[nodiscard]] ChunkStats chunk_stats() const { return store_->stats(); }

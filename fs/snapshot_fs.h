@@ -111,10 +111,15 @@ class SnapshotFs {
 
   // Opens a regular file for reading. Errors: kInvalidArgument (not a file), load errors.
   repo::Result<std::shared_ptr<FileHandle>> open(std::uint64_t nodeid);
-  // Sets `out` to exactly min(size, file size - offset) bytes, or fails. Chunks a random
-  // read had to fetch are appended to `fetched` when it is given.
+  // Reads exactly min(size, file size - offset) bytes as pieces appended to `out`
+  // (read_file_segments in fs/chunk_file.h), or fails. The chunks of a random read are
+  // appended to `fetched` when it is given.
   repo::Result<void> read(FileHandle& file, std::uint64_t offset, std::size_t size,
-                          repo::Bytes& out, std::vector<FetchedChunk>* fetched = nullptr);
+                          std::vector<ReadSegment>& out,
+                          std::vector<FetchedChunk>* fetched = nullptr);
+  // As above, copied into `out` (resized to the bytes read).
+  repo::Result<void> read(FileHandle& file, std::uint64_t offset, std::size_t size,
+                          repo::Bytes& out);
   // SEEK_DATA / SEEK_HOLE: the resulting offset, or nullopt (ENXIO).
   // Errors: kInvalidArgument for other `whence` values.
   repo::Result<std::optional<std::uint64_t>> lseek(FileHandle& file, std::uint64_t offset,

@@ -238,18 +238,27 @@ Result<std::shared_ptr<FileHandle>> SnapshotFs::open(std::uint64_t nodeid) {
 }
 
 Result<void> SnapshotFs::read(FileHandle& file, std::uint64_t offset, std::size_t size,
-                              repo::Bytes& out, std::vector<FetchedChunk>* fetched) {
+                              std::vector<ReadSegment>& out, std::vector<FetchedChunk>* fetched) {
   const FileChunks& chunks = *file.chunks;
   std::uint64_t want =
       offset >= chunks.size() ? 0 : std::min<std::uint64_t>(size, chunks.size() - offset);
-  out.resize(want);
   if (want == 0)
     return {};
-  auto r = repo_.read(chunks, file.stream, offset, out, fetched);
+  auto r = repo_.read(chunks, file.stream, offset, want, out, fetched);
   if (!r)
     return repo::fail(content_error(r.error()).with_context(file.inode->path));
   if (*r != want)
     return repo::fail(Errc::kCorrupt, file.inode->path + ": short read");
+  return {};
+}
+
+Result<void> SnapshotFs::read(FileHandle& file, std::uint64_t offset, std::size_t size,
+                              repo::Bytes& out) {
+  std::vector<ReadSegment> segments;
+  COFFER_TRY(read(file, offset, size, segments));
+  out.clear();
+  out.reserve(size);
+  for (const ReadSegment& s : segments) out.insert(out.end(), s.data, s.data + s.size);
   return {};
 }
 

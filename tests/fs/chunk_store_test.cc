@@ -102,6 +102,31 @@ TEST_CASE("chunk store: eight readers of one chunk cause one backend load", "[ch
   CHECK(store->stats().blobs_fetched == 1);
 }
 
+TEST_CASE("chunk store: without cache_random, random readers leave the RAM cache alone",
+          "[chunk_store]") {
+  auto r = open_faulty(chunk_repo().path);
+  ChunkStoreOptions o;
+  o.cache_random = false;
+  auto store = make_store(*r.repo, o);
+  std::vector<repo::Id> ids = content_of(*r.repo, "big.bin");
+  REQUIRE(ids.size() >= 4);
+  // Random reads: fetched, verified and returned, but not kept.
+  for (int round = 0; round < 2; ++round) {
+    auto c = store->get(ids.at(1), fs::Touch::kReuse);
+    REQUIRE(c);
+    CHECK(repo::Id::hash(**c) == ids.at(1));
+  }
+  CHECK(store->stats().blobs_fetched == 2);
+  CHECK(store->stats().ram_bytes == 0);
+  // A sequential reader's chunk is kept (scan segment), and a random hit on it is served.
+  REQUIRE(store->get(ids.at(2), fs::Touch::kScan));
+  std::uint64_t kept = store->stats().ram_bytes;
+  CHECK(kept > 0);
+  REQUIRE(store->get(ids.at(2), fs::Touch::kReuse));
+  CHECK(store->stats().blobs_fetched == 3);
+  CHECK(store->stats().ram_bytes == kept);
+}
+
 TEST_CASE("chunk store: a sequential read coalesces chunks into few ranged reads",
           "[chunk_store]") {
   auto r = open_faulty(chunk_repo().path);

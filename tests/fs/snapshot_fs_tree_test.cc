@@ -41,9 +41,10 @@ class FakeAccess final : public coffer::fs::RepoAccess {
   Result<coffer::fs::ChunksPtr> file_chunks(const std::vector<Id>& /*content*/) override {
     return fail(Errc::kNotFound, "the fake has no data blobs");
   }
-  Result<std::size_t> read(const coffer::fs::FileChunks& /*file*/, coffer::fs::ReadStream&,
-                           std::uint64_t /*offset*/, std::span<std::byte> /*out*/,
-                           std::vector<coffer::fs::FetchedChunk>* /*fetched*/) override {
+  Result<std::uint64_t> read(const coffer::fs::FileChunks& /*file*/, coffer::fs::ReadStream&,
+                             std::uint64_t /*offset*/, std::uint64_t /*size*/,
+                             std::vector<coffer::fs::ReadSegment>& /*out*/,
+                             std::vector<coffer::fs::FetchedChunk>* /*fetched*/) override {
     return fail(Errc::kIo, "the fake has no data blobs");
   }
 

@@ -386,6 +386,14 @@ class TreeTest(MountBase):
             outside = [p for p in range(0, first - 1) if resident[p]]
             outside += [p for p in range(last + 1, len(resident)) if resident[p]]
             self.assertEqual(outside, [], "pages of chunks nobody read are cached")
+            # The page chunks 1 and 2 share is whole once both have been read.
+            if start % page:
+                shared = start // page
+                self.assertFalse(resident[shared], "a page with bytes of an unread chunk is cached")
+                m1 = sizes[0] // 2 // page * page
+                self.assertEqual(os.pread(fd, page, m1), want[m1:m1 + page])
+                self.assertTrue(wait_until(lambda: resident_pages(fd, len(want))[shared], 30),
+                                "the page two read chunks share is not cached")
             got = b"".join(os.pread(fd, 1 << 20, off) for off in range(0, len(want), 1 << 20))
             self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(want).hexdigest())
         finally:
