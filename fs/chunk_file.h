@@ -73,7 +73,7 @@ class FileChunks {
 };
 
 struct PrefetchPolicy {
-  std::size_t max_chunks = 16;
+  std::size_t max_chunks = 32;
   std::uint64_t max_bytes = 64ULL << 20;
 };
 

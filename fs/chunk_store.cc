@@ -59,8 +59,11 @@ repo::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const repo::Repositor
                                                            ChunkStoreOptions options) {
   // Prefetched chunks wait for their reader in the RAM cache's scan segment (half the
   // budget): more in flight than that would be evicted before it is read.
-  if (options.prefetch_budget == kAutoPrefetch)
-    options.prefetch_budget = std::max<std::uint64_t>(options.mem_budget / 4, 1);
+  // Over a network, keeping a pipe of round trips full takes more bytes in flight.
+  if (options.prefetch_budget == kAutoPrefetch) {
+    bool local = repo.backend().properties().local;
+    options.prefetch_budget = std::max<std::uint64_t>(options.mem_budget / (local ? 4 : 2), 1);
+  }
   options.prefetch_budget = std::min(options.prefetch_budget, options.mem_budget / 2);
   if (options.fetch_threads == 0)
     options.fetch_threads = 2 * std::max(1U, repo.backend().properties().max_connections);

@@ -44,7 +44,7 @@ struct MountCmdOptions {
   std::string cache_size = "4G";
   double refresh_seconds = 60;
   unsigned threads = 16;
-  std::string prefetch;        // "" = automatic (a quarter of --cache-mem)
+  std::string prefetch;        // "" = automatic (a quarter or half of --cache-mem)
   unsigned fetch_threads = 0;  // 0 = automatic (twice the backend's connections)
 };
 
@@ -251,7 +251,8 @@ Command add_mount_command(CLI::App& app, const GlobalOptions& g) {
   sub->add_option("--threads", o->threads, "FUSE worker threads (default 16)")
       ->check(CLI::Range(1, 256));
   sub->add_option("--prefetch", o->prefetch,
-                  "read-ahead budget of sequential readers (default a quarter of --cache-mem; "
+                  "read-ahead budget of sequential readers (default a quarter of --cache-mem, "
+                  "half for remote repositories; "
                   "0 turns prefetching off)");
   sub->add_option("--fetch-threads", o->fetch_threads,
                   "concurrent backend reads (default twice the backend's connections)")

@@ -42,7 +42,14 @@ class FaultBackend final : public WriteBackend {
   Result<std::uint64_t> stat(const Handle& h) override;
   Result<void> list(FileKind kind, const std::function<Result<void>(const FileInfo&)>& fn) override;
   [[nodiscard]] std::string location() const override { return "fault:" + inner_->location(); }
-  [[nodiscard]] BackendProperties properties() const override { return inner_->properties(); }
+  // The inner backend's, except that with a latency set it is no longer local (it stands
+  // for a distant one, and callers should plan for round trips).
+  [[nodiscard]] BackendProperties properties() const override {
+    BackendProperties p = inner_->properties();
+    if (latency_ms_ > 0)
+      p.local = false;
+    return p;
+  }
   Result<void> save(const Handle& h, ByteSpan data) override;
   // The inner backend's PendingFile (streamed for LocalBackend), with fail_saves applied
   // at commit.

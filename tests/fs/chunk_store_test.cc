@@ -145,7 +145,7 @@ TEST_CASE("chunk store: a sequential read coalesces chunks into few ranged reads
   INFO("chunks " << f.chunk_count() << ", loads " << loads << ", fewest possible " << fewest);
   CHECK(f.chunk_count() >= 8);
   CHECK(loads < f.chunk_count());
-  CHECK(loads <= fewest + 4);  // prefetch windows ramp up 1, 2, 4, 8, 16 chunks
+  CHECK(loads <= fewest + 5);  // prefetch windows ramp up 1, 2, 4, 8, 16, 32 chunks
   CHECK(store->stats().blobs_fetched == f.chunk_count());
 }
 
@@ -185,7 +185,7 @@ TEST_CASE("chunk store: the RAM budget holds and a sequential pass keeps the hot
     peak = std::max(peak, store->stats().ram_bytes);
   }
   CHECK(peak <= o.mem_budget);
-  CHECK(peak > o.mem_budget / 2);
+  CHECK(peak > o.mem_budget / 4);  // the pass did use the cache
   std::uint64_t loads = r.fault->load_calls();
   std::uint64_t hits = store->stats().ram_hits;
   for (const repo::Id& id : hot) REQUIRE(store->get(id));
