@@ -210,13 +210,15 @@ void on_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       iov[i].iov_base = const_cast<std::byte*>(segments[i].data);  // only read
       iov[i].iov_len = segments[i].size;
     }
+    // Once the reply is sent the kernel may release the file: nothing of `file` after it.
+    std::uint64_t file_size = file.chunks->size();
     if (iov.empty())
       fuse_reply_buf(req, nullptr, 0);
     else
       fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
     // Only now: the store waits for the page locks this READ held until its reply.
     if (!fetched.empty())
-      context.fill->push(ino, file.chunks->size(), std::move(fetched));
+      context.fill->push(ino, file_size, std::move(fetched));
   });
 }
 

@@ -399,6 +399,41 @@ class TreeTest(MountBase):
         finally:
             os.close(fd)
 
+    def test_random_readers_that_close_at_once(self):
+        """Readers that open, read 4 KiB at a random place with readahead off, and close at once:
+        the kernel may release a file as soon as its READ is answered, while the daemon still
+        hands the chunk to the page cache. No crash, right bytes, the mount stays up."""
+        mp = self.mount(F.repo, "--no-cache", "--cache-mem", "8M")
+        path = os.path.join(self.snap_dir(mp, F.s1), "src", "big.bin")
+        with open(os.path.join(F.src, "big.bin"), "rb") as f:
+            want = f.read()
+        errors = []
+
+        def reader(seed):
+            rnd = random.Random(seed)
+            try:
+                for _ in range(300):
+                    fd = os.open(path, os.O_RDONLY)
+                    try:
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+                        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                        off = rnd.randrange(0, len(want)) // 4096 * 4096
+                        if os.pread(fd, 4096, off) != want[off:off + 4096]:
+                            errors.append("bytes differ at %d" % off)
+                    finally:
+                        os.close(fd)
+            except Exception as e:  # noqa: BLE001 - reported by the main thread
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=reader, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        self.assertFalse(any(t.is_alive() for t in threads), "a reader hung")
+        self.assertEqual(errors, [])
+        self.assertEqual(sha256(path), hashlib.sha256(want).hexdigest())
+
     def test_slow_backend_reads_right_with_and_without_prefetch(self):
         """A backend that waits on every request (COFFER_DEBUG_LATENCY_MS), read sequentially with
         prefetching on and with one request at a time: the same bytes either way, no disk cache."""
