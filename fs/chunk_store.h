@@ -55,7 +55,7 @@ namespace coffer::fs {
 inline constexpr std::uint64_t kAutoPrefetch = ~std::uint64_t{0};
 
 struct ChunkStoreOptions {
-  std::uint64_t mem_budget = 128ULL << 20;    // --cache-mem: RAM cache of decoded chunks
+  std::uint64_t mem_budget = 96ULL << 20;     // --cache-mem: RAM cache of decoded chunks
   std::uint64_t disk_budget = 4ULL << 30;     // --cache-size: hard cap of the disk cache
   std::string disk_dir;                       // <cache base>/<repo id>/chunks; "" = none
   unsigned fetch_threads = 0;                 // 0 = 2 × backend max_connections

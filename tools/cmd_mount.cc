@@ -40,7 +40,7 @@ struct MountCmdOptions {
   bool daemon = false;
   bool allow_other = false;
   bool lock = false;
-  std::string cache_mem = "128M";
+  std::string cache_mem = "96M";
   std::string cache_size = "4G";
   double refresh_seconds = 60;
   unsigned threads = 16;
@@ -241,7 +241,7 @@ Command add_mount_command(CLI::App& app, const GlobalOptions& g) {
   sub->add_flag("--daemon", o->daemon, "return once mounted and keep serving in the background");
   sub->add_flag("--allow-other", o->allow_other,
                 "let other users in (owners and modes from the snapshots still apply)");
-  sub->add_option("--cache-mem", o->cache_mem, "RAM for decoded chunks (default 128M)");
+  sub->add_option("--cache-mem", o->cache_mem, "RAM for decoded chunks (default 96M)");
   sub->add_option("--cache-size", o->cache_size,
                   "cap of the on-disk chunk cache (default 4G; --no-cache disables it)");
   sub->add_option("--refresh", o->refresh_seconds,
