@@ -268,11 +268,11 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
   bool remote = !repository->backend().properties().local;
   if (!c.cache_base.empty() && remote)
     access_options.chunks.disk_dir = c.cache_base + "/" + repository->config().id.hex() + "/chunks";
-  // Over a network each connection is slow on its own: several smaller ranged reads in
-  // flight beat one long one.
-  if (remote)
-    access_options.chunks.max_read =
-        std::min<std::uint64_t>(access_options.chunks.max_read, 4 << 20);
+  // Several smaller ranged reads in flight beat one long one: over a network each
+  // connection is slow on its own, and on a local disk decoding starts sooner and the disk
+  // sees a deeper queue (cold sequential read of 1 GiB: 16 MiB reads ~760 MB/s, 2 MiB ~850).
+  access_options.chunks.max_read =
+      std::min<std::uint64_t>(access_options.chunks.max_read, remote ? 4ULL << 20 : 2ULL << 20);
   access_options.chunks.cache_random = !c.page_cache_fill;
   COFFER_ASSIGN_OR_RETURN(auto access, RepositoryAccess::open(*repository, access_options));
   COFFER_ASSIGN_OR_RETURN(auto fs, SnapshotFs::create(*access, c.fs));
