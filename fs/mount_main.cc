@@ -7,9 +7,11 @@
 //
 // Every setting arrives resolved by `coffer mount` (absolute repository path and cache
 // directory, sizes in bytes). The password arrives over the inherited descriptor FD, read to
-// end of file and closed, never through argv or the environment. The repository is opened
-// through repo/ alone (repo/open.h), with no lock unless --lock (then a non-exclusive one,
-// taken once the tree is built and held until after the unmount), as `coffer mount` always did.
+// end of file and closed, never through argv or the environment. A location with credentials
+// in it (rest:https://user:pass@host/) arrives in COFFER_MOUNT_REPOSITORY instead of --repo. The
+// repository is opened through repo/ alone (repo/open.h), with no lock unless --lock (then a
+// non-exclusive one, taken once the tree is built and held until after the unmount), as `coffer
+// mount` always did.
 //
 // Errors are one "coffer: ..." line on stderr (in daemon mode the parent prints those the
 // child reports before mounting) with coffer's exit codes: 0 after a clean unmount (with
@@ -22,6 +24,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <limits>
@@ -37,6 +40,7 @@
 #include "fs/fuse_main.h"
 #include "repo/core/exit_status.h"
 #include "repo/core/log.h"
+#include "repo/location.h"
 #include "repo/lock.h"
 #include "repo/open.h"
 
@@ -84,6 +88,10 @@ enum Opt : int {
   kLogLevel,
   kOption
 };
+
+// Where `coffer mount` puts a location that holds credentials (never in argv, which every
+// user can read).
+constexpr const char* kLocationEnv = "COFFER_MOUNT_REPOSITORY";
 
 constexpr option kOptions[] = {{"repo", required_argument, nullptr, kRepo},
                                {"password-fd", required_argument, nullptr, kPasswordFd},
@@ -179,6 +187,11 @@ Result<MountArgs> parse_args(int argc, char** argv) {
   if (optind + 1 != argc)
     return repo::fail(Errc::kInvalidArgument, "coffer-mount needs exactly one MOUNTPOINT");
   a.config.mountpoint = argv[optind];
+  // A location with credentials in it (a rest: URL) comes in the environment, not in argv.
+  if (const char* env = std::getenv(kLocationEnv); a.location.empty() && env != nullptr) {
+    a.location = env;
+    ::unsetenv(kLocationEnv);
+  }
   if (a.location.empty())
     return repo::fail(Errc::kInvalidArgument, "coffer-mount needs --repo");
   if (a.password_fd < 0 || ::fcntl(a.password_fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -234,7 +247,7 @@ void set_repository_callbacks(MountArgs& a) {
 }
 
 Result<void> run(MountArgs& a) {
-  a.config.fsname = "coffer:" + a.location;
+  a.config.fsname = "coffer:" + repo::redact_location(a.location);
   a.config.cache_base = a.no_cache ? "" : a.cache_dir;
   a.config.fs.uid = ::getuid();
   a.config.fs.gid = ::getgid();

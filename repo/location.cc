@@ -5,6 +5,8 @@
 
 #include "repo/backend/b2/b2_backend.h"
 #include "repo/backend/local/local_backend.h"
+#include "repo/backend/rest/rclone_backend.h"
+#include "repo/backend/rest/rest_backend.h"
 
 namespace coffer::repo {
 namespace {
@@ -122,7 +124,75 @@ Result<std::unique_ptr<WriteBackend>> open_b2(std::string_view rest, const Backe
   return std::unique_ptr<WriteBackend>(std::make_unique<B2Backend>(std::move(b)));
 }
 
+// Fails on an option of `ns` ("rest.") that is not in `known`.
+Result<void> check_option_names(const BackendOptions& o, const std::string& ns,
+                                std::initializer_list<const char*> known) {
+  for (const auto& [key, value] : o) {
+    if (!key.starts_with(ns))
+      continue;
+    bool ok = false;
+    for (const char* k : known) ok = ok || key == ns + k;
+    if (!ok) {
+      std::string names;
+      for (const char* k : known) names += (names.empty() ? "" : ", ") + std::string(k);
+      return fail(
+          Errc::kInvalidArgument,
+          "unknown option " + key + " (" + ns.substr(0, ns.size() - 1) + " knows " + names + ")");
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<WriteBackend>> open_rest(std::string_view rest, const BackendOptions& o) {
+  COFFER_TRY(check_option_names(o, "rest.", {"connections", "retries", "backoff-ms", "timeout"}));
+  COFFER_ASSIGN_OR_RETURN(RestUrl url, parse_rest_url(rest));
+  RestOptions r;
+  r.base_url = url.base;
+  r.location = url.redacted;
+  r.username = url.username;
+  r.password = url.password;
+  if (r.username.empty() && r.password.empty()) {
+    r.username = env_first({"COFFER_REST_USERNAME", "RESTIC_REST_USERNAME"});
+    r.password = env_first({"COFFER_REST_PASSWORD", "RESTIC_REST_PASSWORD"});
+  }
+  if (auto it = o.find("rest.connections"); it == o.end()) {
+    if (std::string env = env_first({"COFFER_REST_CONNECTIONS"}); !env.empty()) {
+      BackendOptions from_env{{"rest.connections", env}};
+      COFFER_TRY(number_option(from_env, "rest.connections", 1U, 128U, r.connections));
+    }
+  }
+  COFFER_TRY(number_option(o, "rest.connections", 1U, 128U, r.connections));
+  COFFER_TRY(number_option(o, "rest.retries", 1U, 100U, r.attempts));
+  long backoff_ms = r.backoff.count();
+  COFFER_TRY(number_option(o, "rest.backoff-ms", 0L, 600000L, backoff_ms));
+  r.backoff = std::chrono::milliseconds(backoff_ms);
+  COFFER_TRY(number_option(o, "rest.timeout", 1L, 86400L, r.timeout_s));
+  return std::unique_ptr<WriteBackend>(std::make_unique<RestBackend>(std::move(r)));
+}
+
+Result<std::unique_ptr<WriteBackend>> open_rclone(std::string_view remote,
+                                                  const BackendOptions& o) {
+  COFFER_TRY(check_option_names(o, "rclone.", {"program", "args"}));
+  if (remote.empty())
+    return fail(Errc::kInvalidArgument, "an rclone: location is rclone:REMOTE:PATH");
+  RcloneOptions r;
+  r.remote = std::string(remote);
+  if (auto it = o.find("rclone.program"); it != o.end())
+    r.program = it->second;
+  if (auto it = o.find("rclone.args"); it != o.end())
+    r.args = it->second;
+  COFFER_ASSIGN_OR_RETURN(auto backend, RcloneBackend::start(std::move(r)));
+  return std::unique_ptr<WriteBackend>(std::move(backend));
+}
+
 }  // namespace
+
+std::string redact_location(std::string_view location) {
+  if (!location.starts_with("rest:"))
+    return std::string(location);
+  auto url = parse_rest_url(location.substr(5));
+  return url ? url->redacted : "rest:(invalid URL)";
+}
 
 Result<void> add_backend_option(BackendOptions& options, std::string_view text) {
   auto eq = text.find('=');
@@ -143,6 +213,10 @@ Result<std::unique_ptr<WriteBackend>> open_backend(std::string_view location,
   }
   if (location.starts_with("b2:"))
     return open_b2(location.substr(3), options);
+  if (location.starts_with("rest:"))
+    return open_rest(location.substr(5), options);
+  if (location.starts_with("rclone:"))
+    return open_rclone(location.substr(7), options);
   if (location.rfind("local:", 0) == 0)
     location.remove_prefix(6);
   auto colon = location.find(':');

@@ -20,6 +20,7 @@
 
 #include <fmt/format.h>
 
+#include "repo/location.h"
 #include "repo/ops/copy.h"
 #include "repo/ops/forget.h"
 #include "tools/commands.h"
@@ -62,7 +63,8 @@ repo::Result<Repos> open_both(const GlobalOptions& g, const CopyCmdOptions& o) {
   COFFER_ASSIGN_OR_RETURN(r.src.repo, open_secondary_repository(g, o.from));
   auto dst = open_repository(g, false, false);
   if (!dst)
-    return repo::fail(dst.error().with_context("destination repository " + g.repo));
+    return repo::fail(
+        dst.error().with_context("destination repository " + repo::redact_location(g.repo)));
   r.dst = std::move(*dst);
   if (!g.no_lock) {
     COFFER_ASSIGN_OR_RETURN(r.src.lock, repo::RepoLock::acquire(*r.src, false));

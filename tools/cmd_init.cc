@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "repo/init.h"
+#include "repo/location.h"
 #include "tools/commands.h"
 #include "tools/secondary_repo.h"
 
@@ -55,14 +56,15 @@ void print_created(const GlobalOptions& g, const InitCmdOptions& o, const repo::
     nlohmann::ordered_json j;
     j["message_type"] = "initialized";
     j["id"] = c.id.hex();
-    j["repository"] = g.repo;
+    j["repository"] = repo::redact_location(g.repo);
     out_line(j.dump());
     return;
   }
   if (g.quiet)
     return;
   out_line(fmt::format(
-      "created restic repository {} at {}{}", c.id.hex().substr(0, 10), g.repo,
+      "created restic repository {} at {}{}", c.id.hex().substr(0, 10),
+      repo::redact_location(g.repo),
       o.copy_chunker_params ? " with chunker parameters copied from secondary repository" : ""));
   out_line("");
   out_line("Please note that knowledge of your password is required to access");
@@ -76,8 +78,9 @@ repo::Result<int> run(const GlobalOptions& g, const InitCmdOptions& o) {
   COFFER_ASSIGN_OR_RETURN(options.polynomial, source_polynomial(g, o));
   COFFER_ASSIGN_OR_RETURN(auto backend, open_new_backend(g));
   if (backend->stat(repo::Handle{repo::FileKind::kConfig, "config"})) {  // before asking
-    return repo::fail(repo::Errc::kInvalidArgument,
-                      "create repository at " + g.repo + " failed: config file already exists");
+    return repo::fail(repo::Errc::kInvalidArgument, "create repository at " +
+                                                        repo::redact_location(g.repo) +
+                                                        " failed: config file already exists");
   }
   PasswordInput in = repository_password_input(g);
   in.prompt = "enter password for new repository: ";
@@ -85,7 +88,8 @@ repo::Result<int> run(const GlobalOptions& g, const InitCmdOptions& o) {
   auto config = repo::init_repository(*backend, password, options);
   std::fill(password.begin(), password.end(), '\0');
   if (!config)
-    return repo::fail(config.error().with_context("create repository at " + g.repo + " failed"));
+    return repo::fail(config.error().with_context("create repository at " +
+                                                  repo::redact_location(g.repo) + " failed"));
   print_created(g, o, *config);
   return kExitOk;
 }

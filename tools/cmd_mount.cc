@@ -35,6 +35,11 @@
 namespace coffer::tools {
 namespace {
 
+// Whether `location` holds a secret (a rest: URL with a password) that must stay out of argv.
+bool has_credentials(const std::string& location) {
+  return repo::redact_location(location) != location;
+}
+
 struct MountCmdOptions {
   std::string mountpoint;
   bool daemon = false;
@@ -113,7 +118,10 @@ GlobalOptions with_absolute_paths(const GlobalOptions& g) {
 // Errors: kInvalidArgument for a bad size.
 repo::Result<std::vector<std::string>> daemon_args(const GlobalOptions& g,
                                                    const MountCmdOptions& o) {
-  std::vector<std::string> args = {"--repo", g.repo};
+  // A location with credentials goes in the environment (daemon_environment), not argv.
+  std::vector<std::string> args;
+  if (!has_credentials(g.repo))
+    args.insert(args.end(), {"--repo", g.repo});
   std::string cache = cache_base(g);
   if (cache.empty())
     args.emplace_back("--no-cache");
@@ -183,25 +191,34 @@ repo::Result<int> password_pipe(std::string_view password) {
   return fds[0];
 }
 
-// This process's environment without the password variables (and their file/command forms).
-std::vector<char*> daemon_environment() {
+// This process's environment without the password variables (and their file/command forms),
+// plus COFFER_MOUNT_REPOSITORY=`location` when the location holds credentials. `storage`
+// keeps that entry's text alive.
+std::vector<char*> daemon_environment(const std::string& location, std::string& storage) {
   std::vector<char*> env;
   for (char** e = environ; *e != nullptr; ++e) {
     std::string_view v(*e);
-    if (!v.starts_with("COFFER_PASSWORD") && !v.starts_with("RESTIC_PASSWORD"))
+    if (!v.starts_with("COFFER_PASSWORD") && !v.starts_with("RESTIC_PASSWORD") &&
+        !v.starts_with("COFFER_MOUNT_REPOSITORY="))
       env.push_back(*e);
+  }
+  if (has_credentials(location)) {
+    storage = "COFFER_MOUNT_REPOSITORY=" + location;
+    env.push_back(storage.data());
   }
   env.push_back(nullptr);
   return env;
 }
 
 // Replaces this process with coffer-mount; returns only on failure. Errors: kIo.
-repo::Result<void> exec_daemon(const std::string& path, std::vector<std::string> args, int fd) {
+repo::Result<void> exec_daemon(const std::string& path, std::vector<std::string> args, int fd,
+                               const std::string& location) {
   args.insert(args.begin(), {path, "--password-fd", std::to_string(fd)});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::vector<char*> env = daemon_environment();
+  std::string location_entry;
+  std::vector<char*> env = daemon_environment(location, location_entry);
   std::fflush(stdout);
   std::fflush(stderr);
   int flags = ::fcntl(fd, F_GETFD);
@@ -227,7 +244,7 @@ repo::Result<int> run(const GlobalOptions& global, const MountCmdOptions& o) {
     ::close(*fd);
     return repo::fail(repo::Errc::kCancelled, "interrupted");
   }
-  COFFER_TRY(exec_daemon(path, std::move(args), *fd));
+  COFFER_TRY(exec_daemon(path, std::move(args), *fd, g.repo));
   return kExitOk;  // not reached: exec_daemon returns only errors
 }
 

@@ -186,7 +186,9 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
   g.password_file = env_either("COFFER_PASSWORD_FILE", "RESTIC_PASSWORD_FILE");
   g.password_command = env_either("COFFER_PASSWORD_COMMAND", "RESTIC_PASSWORD_COMMAND");
   g.cache_dir = env_either("COFFER_CACHE_DIR", "RESTIC_CACHE_DIR");
-  app.add_option("-r,--repo", g.repo, "repository location (/path, local:/path, b2:bucket:prefix)");
+  app.add_option(
+      "-r,--repo", g.repo,
+      "repository location (/path, local:/path, b2:bucket:prefix, rest:URL, rclone:remote:path)");
   app.add_option("-o,--option", g.options,
                  "set a backend option key=value, e.g. b2.connections=16 (repeatable)");
   app.add_option("--password-file", g.password_file,
@@ -194,6 +196,8 @@ void add_global_options(CLI::App& app, GlobalOptions& g) {
   app.add_option("--password-command", g.password_command,
                  "run a shell command that prints the password");
   app.add_option("--cache-dir", g.cache_dir, "base directory of the local cache");
+  app.add_option("--price-table", g.price_table,
+                 "B2 price table (JSON) for cost estimates; overrides COFFER_PRICE_TABLE");
   app.add_flag("--no-cache", g.no_cache, "do not use a local cache (index kept in memory)");
   app.add_flag("--no-lock", g.no_lock, "do not lock the repository (read-only commands)");
   app.add_flag("--json", g.json, "machine-readable JSON output");

@@ -14,6 +14,7 @@
 #include "repo/core/exit_status.h"
 #include "repo/location.h"
 #include "repo/lock.h"
+#include "repo/ops/cost.h"
 #include "repo/ops/snapshot_filter.h"
 #include "repo/repository.h"
 
@@ -39,6 +40,8 @@ struct GlobalOptions {
   bool quiet = false;
   int verbose = 0;
   std::vector<std::string> options;  // -o key=value (backend options, repo/location.h)
+  std::string price_table;           // --price-table FILE (wins over COFFER_PRICE_TABLE)
+  repo::PriceTable prices;           // resolved by main before the command runs
 };
 
 // Set by the SIGINT/SIGTERM handler; long operations poll it.

@@ -7,6 +7,7 @@
 
 #include "repo/core/log.h"
 #include "tools/commands.h"
+#include "tools/usage_report.h"
 
 namespace {
 
@@ -48,9 +49,16 @@ int fail_line(const std::string& message, int code) {
   return code;
 }
 
-int run_command(const Command& cmd) {
+int run_command(const Command& cmd, GlobalOptions& g) {
+  auto prices = coffer::repo::resolve_price_table(g.price_table);
+  if (!prices)  // before the command does anything
+    return fail_line(prices.error().message, coffer::tools::exit_code_for(prices.error()));
+  g.prices = *prices;
   auto result = cmd.run();
   std::fflush(stdout);
+  // An error stays one line: the usage goes with successful runs.
+  if (result)
+    coffer::tools::print_usage_report(g.json, g.quiet, g.prices);
   if (!result) {
     const auto& e = result.error();
     return fail_line(e.message, coffer::tools::exit_code_for(e));
@@ -97,7 +105,7 @@ int main(int argc, char** argv) {
   try {
     for (const auto& cmd : commands) {
       if (cmd.app->parsed())
-        return run_command(cmd);
+        return run_command(cmd, g);
     }
   } catch (const std::bad_alloc&) {
     return fail_line("out of memory", coffer::tools::kExitError);

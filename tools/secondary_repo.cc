@@ -4,6 +4,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "repo/location.h"
+
 namespace coffer::tools {
 namespace {
 
@@ -83,7 +85,8 @@ repo::Result<std::unique_ptr<repo::Repository>> open_secondary_repository(
   COFFER_ASSIGN_OR_RETURN(std::string location, secondary_location(o));
   auto other = open_other_repository(g, location, secondary_password_input(o));
   if (!other)
-    return repo::fail(other.error().with_context("source repository " + location));
+    return repo::fail(
+        other.error().with_context("source repository " + repo::redact_location(location)));
   return other;
 }
 

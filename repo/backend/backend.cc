@@ -1,7 +1,15 @@
 #include "repo/backend/backend.h"
 
+#include <mutex>
+
 namespace coffer::repo {
 namespace {
+
+std::mutex usage_mutex;
+std::vector<std::pair<std::string, BackendUsage>>& usage_records() {
+  static std::vector<std::pair<std::string, BackendUsage>> records;
+  return records;
+}
 
 // WriteBackend::begin_file's default: the bytes stay in memory until commit() saves them,
 // and stay there after a retryable save failure so that commit can be called again.
@@ -76,6 +84,16 @@ Result<void> list_config(ReadBackend& backend,
   if (!size)
     return size.error().code == Errc::kNotFound ? Result<void>{} : fail(size.error());
   return fn(FileInfo{"config", *size});
+}
+
+void record_backend_usage(const std::string& location, const BackendUsage& usage) {
+  std::lock_guard lock(usage_mutex);
+  usage_records().emplace_back(location, usage);
+}
+
+std::vector<std::pair<std::string, BackendUsage>> recorded_backend_usage() {
+  std::lock_guard lock(usage_mutex);
+  return usage_records();
 }
 
 }  // namespace coffer::repo

@@ -12,7 +12,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "repo/core/bytes.h"
 #include "repo/core/error.h"
@@ -43,6 +46,25 @@ struct BackendProperties {
   bool local = true;             // true when reads are cheap (no network)
 };
 
+// What a remote backend has spent so far: requests and bytes, and for backends whose calls
+// are priced by class (B2) the calls per class A/B/C.
+struct BackendUsage {
+  std::string service;  // "B2"
+  std::uint64_t requests = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t bytes_up = 0;
+  std::uint64_t bytes_down = 0;
+  std::uint64_t class_a = 0;
+  std::uint64_t class_b = 0;
+  std::uint64_t class_c = 0;
+};
+
+// A process-wide record of what remote backends spent: a remote backend calls
+// record_backend_usage(location(), usage) when it is destroyed, and the command line prints
+// recorded_backend_usage() once the command is done. Thread-safe.
+void record_backend_usage(const std::string& location, const BackendUsage& usage);
+std::vector<std::pair<std::string, BackendUsage>> recorded_backend_usage();
+
 class ReadBackend {
  public:
   virtual ~ReadBackend() = default;
@@ -64,6 +86,10 @@ class ReadBackend {
   [[nodiscard]] virtual std::string location() const = 0;
 
   [[nodiscard]] virtual BackendProperties properties() const = 0;
+
+  // The usage of a remote backend so far; nullopt for backends that cost nothing to call
+  // (local directories, memory). Safe to call at any time.
+  [[nodiscard]] virtual std::optional<BackendUsage> usage() const { return std::nullopt; }
 };
 
 // A file written in pieces whose name is known only at the end (a pack, named by the hash of

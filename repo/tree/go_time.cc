@@ -1,5 +1,4 @@
 // Go time.Time JSON text (RFC 3339 / RFC3339Nano) <-> GoTime.
-#include <cstdio>
 
 #include "repo/tree/node.h"
 
@@ -119,6 +118,22 @@ Result<GoTime> parse_go_time(std::string_view text) {
   return t;
 }
 
+namespace {
+
+// Appends v in decimal, zero-padded to at least `width` digits.
+void append_padded(std::string& out, std::uint64_t v, int width) {
+  char digits[24];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  for (int i = n; i < width; ++i) out += '0';
+  while (n > 0) out += digits[--n];
+}
+
+}  // namespace
+
 std::string format_go_time(const GoTime& t) {
   const std::int64_t local = t.unix_seconds + t.offset_seconds;
   std::int64_t days = local / kSecondsPerDay;
@@ -128,26 +143,37 @@ std::string format_go_time(const GoTime& t) {
     --days;
   }
   const Civil c = civil_from_days(days);
-  char buf[64];
-  const char* sign = c.year < 0 ? "-" : "";
-  std::snprintf(buf, sizeof buf, "%s%04lld-%02u-%02uT%02lld:%02lld:%02lld", sign,
-                static_cast<long long>(c.year < 0 ? -c.year : c.year), c.month, c.day,
-                static_cast<long long>(secs / 3600), static_cast<long long>(secs / 60 % 60),
-                static_cast<long long>(secs % 60));
-  std::string out = buf;
+  std::string out;
+  out.reserve(40);
+  if (c.year < 0)
+    out += '-';
+  const std::int64_t year = c.year;
+  append_padded(out, static_cast<std::uint64_t>(year < 0 ? -year : year), 4);
+  out += '-';
+  append_padded(out, c.month, 2);
+  out += '-';
+  append_padded(out, c.day, 2);
+  out += 'T';
+  append_padded(out, static_cast<std::uint64_t>(secs / 3600), 2);
+  out += ':';
+  append_padded(out, static_cast<std::uint64_t>(secs / 60 % 60), 2);
+  out += ':';
+  append_padded(out, static_cast<std::uint64_t>(secs % 60), 2);
   if (const std::uint32_t nanos = t.nanos % 1000000000u; nanos != 0) {
-    std::snprintf(buf, sizeof buf, ".%09u", static_cast<unsigned>(nanos));
-    std::string frac = buf;
-    while (frac.back() == '0') frac.pop_back();
-    out += frac;
+    out += '.';
+    append_padded(out, nanos, 9);
+    while (out.back() == '0') out.pop_back();
   }
   if (t.offset_seconds == 0)
     return out + "Z";
   // Go prints whole minutes of the offset (truncated toward zero); the sign follows them.
   const std::int32_t zone = t.offset_seconds / 60;
   const std::int32_t abs_zone = zone < 0 ? -zone : zone;
-  std::snprintf(buf, sizeof buf, "%c%02d:%02d", zone < 0 ? '-' : '+', abs_zone / 60, abs_zone % 60);
-  return out + buf;
+  out += zone < 0 ? '-' : '+';
+  append_padded(out, static_cast<std::uint64_t>(abs_zone / 60), 2);
+  out += ':';
+  append_padded(out, static_cast<std::uint64_t>(abs_zone % 60), 2);
+  return out;
 }
 
 }  // namespace coffer::repo

@@ -27,9 +27,15 @@
 #include <nlohmann/json.hpp>
 
 #include "repo/backend/b2/b2_backend.h"
-#include "repo/backend/b2/b2_http.h"
+#include "repo/backend/http/http_client.h"
 
 namespace coffer::repo::b2 {
+
+using http::HttpClient;
+using http::HttpConfig;
+using http::HttpRequest;
+using http::HttpResponse;
+using http::make_request;
 
 enum class TxClass { kA, kB, kC };
 

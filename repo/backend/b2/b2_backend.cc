@@ -62,6 +62,7 @@ B2Backend::~B2Backend() {
   B2Counters c = counters();
   if (c.requests == 0)
     return;
+  record_backend_usage(location(), *usage());
   log::info(fmt::format(
       "b2: {} requests ({} retried, {} re-authorizations); class A {}, class B {}, class C {}; "
       "{} bytes up, {} bytes down",
@@ -78,6 +79,20 @@ BackendProperties B2Backend::properties() const {
 }
 
 B2Counters B2Backend::counters() const { return api_->counters(); }
+
+std::optional<BackendUsage> B2Backend::usage() const {
+  B2Counters c = counters();
+  BackendUsage u;
+  u.service = "B2";
+  u.requests = c.requests;
+  u.retries = c.retries;
+  u.bytes_up = c.bytes_up;
+  u.bytes_down = c.bytes_down;
+  u.class_a = c.class_a;
+  u.class_b = c.class_b;
+  u.class_c = c.class_c;
+  return u;
+}
 
 std::string B2Backend::object_name(const Handle& h) const {
   return options_.prefix.empty() ? h.path() : options_.prefix + "/" + h.path();

@@ -85,6 +85,8 @@ class B2Backend final : public WriteBackend {
 
   // A snapshot of the counters so far.
   [[nodiscard]] B2Counters counters() const;
+  // The counters as a backend-neutral report (service "B2").
+  [[nodiscard]] std::optional<BackendUsage> usage() const override;
 
  private:
   [[nodiscard]] std::string object_name(const Handle& h) const;

@@ -1,4 +1,4 @@
-#include "repo/backend/b2/b2_http.h"
+#include "repo/backend/http/http_client.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,8 +7,9 @@
 #include <mutex>
 
 #include <curl/curl.h>
+#include <fcntl.h>
 
-namespace coffer::repo::b2 {
+namespace coffer::repo::http {
 namespace {
 
 void global_init_once() {
@@ -64,6 +65,24 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
   return size * n;
 }
 
+// Stream mode: HTTP/2 with prior knowledge over the one relayed connection.
+void configure_stream(CURL* h, const std::string& socket_name) {
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE));
+  curl_easy_setopt(h, CURLOPT_ABSTRACT_UNIX_SOCKET, socket_name.c_str());
+}
+
+void configure_method(CURL* h, const HttpRequest& req) {
+  if (req.method == "HEAD") {
+    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "POST") {
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  } else if (req.method != "GET") {
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+}
+
 // Sets every option of one request on a freshly reset handle.
 void configure(CURL* h, const HttpConfig& c, const HttpRequest& req, curl_slist* headers,
                Transfer* t) {
@@ -87,13 +106,12 @@ void configure(CURL* h, const HttpConfig& c, const HttpRequest& req, curl_slist*
   curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
-  if (req.method == "HEAD") {
-    curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  } else if (req.method == "POST") {
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  if (!c.username.empty() || !c.password.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(h, CURLOPT_USERNAME, c.username.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, c.password.c_str());
   }
+  configure_method(h, req);
 }
 
 // A body that ended before its Content-Length (curl reports most of these itself).
@@ -161,7 +179,7 @@ struct HttpClient::Pool {
 
 HttpClient::HttpClient(HttpConfig config) : config_(std::move(config)), pool_(new Pool) {
   global_init_once();
-  pool_->limit = std::max(1U, config_.connections);
+  pool_->limit = stream_mode() ? 1U : std::max(1U, config_.connections);
 }
 
 HttpClient::~HttpClient() = default;
@@ -189,6 +207,8 @@ HttpResponse HttpClient::perform(const HttpRequest& req) {
   }
   Transfer t{&resp, req.sink, 0};
   configure(h, config_, req, headers.get(), &t);
+  if (stream_mode())
+    configure_stream(h, config_.stream_socket);
   CURLcode rc = curl_easy_perform(h);
   curl_off_t sent = 0;
   curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &sent);
@@ -202,9 +222,15 @@ HttpResponse HttpClient::perform(const HttpRequest& req) {
                    rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
   if (rc != CURLE_OK && t.status == 0)
     resp.status = 0;
+  if (stream_mode() && rc == CURLE_COULDNT_CONNECT) {
+    resp.error = "the connection to the server was lost";
+    resp.permanent = true;  // stream mode has a single connection
+  }
   bool discard = !resp.error.empty() || resp.status == 408 || resp.status >= 500;
+  if (stream_mode())  // the one connection lives in this handle
+    discard = false;
   pool_->release(h, discard);
   return resp;
 }
 
-}  // namespace coffer::repo::b2
+}  // namespace coffer::repo::http

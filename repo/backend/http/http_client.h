@@ -1,12 +1,17 @@
-// HttpClient: blocking HTTP/1.1 requests on libcurl for the B2 backend, over a bounded pool of
-// reused easy handles (keep-alive connections). Internal to repo/backend/b2; <curl/curl.h>
-// stays in b2_http.cc.
+// HttpClient: blocking HTTP requests on libcurl for the remote backends (b2, rest, rclone), over
+// a bounded pool of reused easy handles (keep-alive connections). Internal to repo/backend;
+// <curl/curl.h> stays in http_client.cc.
 //
 // A request waits for a free handle, so at most `connections` requests are in flight at once.
 // A handle whose request failed at the transport level, or was answered 408 or 5xx, is
 // destroyed rather than reused (its TCP connection may be in an unknown state; B2 says to
 // drop an upload connection after any error). Every request carries a deadline: a connect
 // timeout, a low-speed abort and a total timeout that grows with the bytes to move.
+//
+// Stream mode (rclone): with HttpConfig::stream_socket set, the client speaks HTTP/2 with
+// prior knowledge over one connection to that abstract Unix socket (a StreamRelay that accepts
+// a single connection). Requests are serialized on one easy handle, which is never discarded
+// over an HTTP status; once the connection broke, every request fails (marked permanent).
 //
 // Thread contract: perform() is safe to call from any number of threads. Ownership: the
 // client owns its handles; a request's body and sink are borrowed for the call only.
@@ -21,7 +26,7 @@
 
 #include "repo/core/bytes.h"
 
-namespace coffer::repo::b2 {
+namespace coffer::repo::http {
 
 struct HttpConfig {
   unsigned connections = 8;
@@ -33,10 +38,13 @@ struct HttpConfig {
   long timeout_s = 120;         // total deadline of a request, plus the size term below
   long min_rate = 64 * 1024;    // bytes/s assumed when scaling the deadline with the size
   std::string user_agent = "coffer/0.1.0";
+  std::string username;  // HTTP basic auth when not empty (never logged)
+  std::string password;
+  std::string stream_socket;  // not empty: stream mode over this abstract Unix socket
 };
 
 struct HttpRequest {
-  std::string method = "GET";  // GET, HEAD or POST
+  std::string method = "GET";  // GET, HEAD, POST or DELETE
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   ByteSpan body;                     // POST body (sent with Content-Length, never chunked)
@@ -75,6 +83,7 @@ class HttpClient {
   HttpResponse perform(const HttpRequest& req);
 
   [[nodiscard]] const HttpConfig& config() const { return config_; }
+  [[nodiscard]] bool stream_mode() const { return !config_.stream_socket.empty(); }
 
  private:
   struct Pool;
@@ -82,4 +91,4 @@ class HttpClient {
   std::unique_ptr<Pool> pool_;
 };
 
-}  // namespace coffer::repo::b2
+}  // namespace coffer::repo::http
