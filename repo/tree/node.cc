@@ -8,6 +8,7 @@
 
 #include "repo/tree/go_json.h"
 #include "repo/tree/go_text.h"
+#include "repo/tree/tree_parse.h"
 
 namespace coffer::repo {
 namespace {
@@ -343,7 +344,10 @@ std::uint32_t go_mode_from_unix(std::uint32_t st_mode) {
   return m;
 }
 
-Result<Tree> parse_tree(ByteSpan blob) {
+Result<Tree> parse_tree(ByteSpan blob) { return detail::parse_tree_fast(as_chars(blob)); }
+
+// The former DOM-based parser, kept only as the reference of tests/repo/tree_parse_test.cc.
+Result<Tree> detail::parse_tree_reference(ByteSpan blob) {
   COFFER_ASSIGN_OR_RETURN(Json j, detail::parse_json(as_chars(blob), "tree blob"));
   if (!j.is_object())
     return fail(Errc::kCorrupt, "tree blob: not a JSON object");
