@@ -24,15 +24,24 @@ int b64_value(char c) {
 
 }  // namespace
 
-int hex_digit_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
+namespace {
+
+constexpr std::array<signed char, 256> make_hex_table() {
+  std::array<signed char, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int c = '0'; c <= '9'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<signed char>(c - '0');
+  for (int c = 'a'; c <= 'f'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<signed char>(c - 'a' + 10);
+  for (int c = 'A'; c <= 'F'; ++c)
+    t[static_cast<std::size_t>(c)] = static_cast<signed char>(c - 'A' + 10);
+  return t;
 }
+constexpr std::array<signed char, 256> kHexValue = make_hex_table();
+
+}  // namespace
+
+int hex_digit_value(char c) { return kHexValue[static_cast<unsigned char>(c)]; }
 
 std::string base64_encode(ByteSpan data) {
   std::string out;

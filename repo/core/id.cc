@@ -8,11 +8,18 @@
 namespace coffer::repo {
 
 Result<Id> Id::parse(std::string_view hex) {
-  Bytes raw;
-  if (hex.size() != kSize * 2 || !hex_decode(hex, raw)) {
-    return fail(Errc::kInvalidArgument, "invalid id \"" + std::string(hex.substr(0, 80)) + "\"");
+  // Straight into the array: ids are parsed by the hundred thousand (trees, indexes).
+  std::array<std::byte, kSize> b{};
+  bool ok = hex.size() == kSize * 2;
+  for (std::size_t i = 0; ok && i < kSize; ++i) {
+    int hi = hex_digit_value(hex[2 * i]);
+    int lo = hex_digit_value(hex[2 * i + 1]);
+    ok = hi >= 0 && lo >= 0;
+    b[i] = static_cast<std::byte>(ok ? hi * 16 + lo : 0);
   }
-  return from_span(raw);
+  if (!ok)
+    return fail(Errc::kInvalidArgument, "invalid id \"" + std::string(hex.substr(0, 80)) + "\"");
+  return Id(b);
 }
 
 Id Id::from_span(ByteSpan data) {
