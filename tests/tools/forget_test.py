@@ -284,7 +284,8 @@ def wait_for(pred, what, timeout=60):
 
 class UnlockTest(unittest.TestCase):
     def locks(self, repo) -> set:
-        return set(os.listdir(os.path.join(repo.path, "locks")))
+        # Lock files only: a writer's temporary file ("<id>-tmp-...") is renamed a moment later.
+        return {n for n in os.listdir(os.path.join(repo.path, "locks")) if len(n) == 64}
 
     def start_blocked(self, repo, argv, env):
         """Starts a backup that holds a lock while it waits for stdin; returns (process, lock name)."""
