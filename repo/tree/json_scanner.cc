@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "repo/core/bytes.h"
 #include "repo/tree/go_text.h"
 
 namespace coffer::repo::detail {
@@ -12,16 +13,6 @@ namespace {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 char closer(char open) { return open == '{' ? '}' : ']'; }
-
-int hex_value(char c) {
-  if (is_digit(c))
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
 
 }  // namespace
 
@@ -60,7 +51,7 @@ bool Scanner::hex4(char32_t& out) {
     return false;
   out = 0;
   for (int i = 0; i < 4; ++i) {
-    const int v = hex_value(*p_++);
+    const int v = hex_digit_value(*p_++);
     if (v < 0)
       return false;
     out = out * 16 + static_cast<char32_t>(v);

@@ -282,12 +282,7 @@ void B2Api::backoff(unsigned attempt, const HttpResponse& r) const {
     std::this_thread::sleep_for(std::chrono::seconds(seconds));
     return;
   }
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uniform_real_distribution<double> jitter(0.5, 1.5);
-  auto step = options_.backoff * (1LL << std::min(attempt - 1, 16U));
-  auto capped = std::min<std::chrono::milliseconds>(step, kBackoffCap);
-  std::this_thread::sleep_for(
-      std::chrono::duration<double, std::milli>(static_cast<double>(capped.count()) * jitter(rng)));
+  http::backoff_sleep(options_.backoff, attempt, kBackoffCap);
 }
 
 void B2Api::count(TxClass cls, const HttpResponse& r) {

@@ -5,6 +5,8 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
+#include <random>
+#include <thread>
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -231,6 +233,16 @@ HttpResponse HttpClient::perform(const HttpRequest& req) {
     discard = false;
   pool_->release(h, discard);
   return resp;
+}
+
+void backoff_sleep(std::chrono::milliseconds base, unsigned attempt,
+                   std::chrono::milliseconds cap) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.5, 1.5);
+  auto step = base * (1LL << std::min(attempt == 0 ? 0U : attempt - 1, 16U));
+  auto capped = std::min<std::chrono::milliseconds>(step, cap);
+  std::this_thread::sleep_for(
+      std::chrono::duration<double, std::milli>(static_cast<double>(capped.count()) * jitter(rng)));
 }
 
 }  // namespace coffer::repo::http

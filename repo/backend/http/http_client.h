@@ -91,4 +91,8 @@ class HttpClient {
   std::unique_ptr<Pool> pool_;
 };
 
+// Sleeps before retry number `attempt` (1 = the first retry): `base` doubled per attempt,
+// capped at `cap`, times a random factor in [0.5, 1.5) so that clients do not retry in step.
+void backoff_sleep(std::chrono::milliseconds base, unsigned attempt, std::chrono::milliseconds cap);
+
 }  // namespace coffer::repo::http

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "repo/backend/http/http_client.h"
+#include "repo/core/bytes.h"
 #include "repo/core/log.h"
 
 namespace coffer::repo {
@@ -20,21 +21,12 @@ using nlohmann::json;
 constexpr const char* kAcceptV2 = "Accept: application/vnd.x.restic.rest.v2";
 constexpr std::chrono::milliseconds kBackoffCap{16000};
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 std::string percent_decode(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
+    if (s[i] == '%' && i + 2 < s.size() && hex_digit_value(s[i + 1]) >= 0 &&
+        hex_digit_value(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex_digit_value(s[i + 1]) * 16 + hex_digit_value(s[i + 2])));
       i += 2;
     } else {
       out.push_back(s[i]);
@@ -134,12 +126,7 @@ std::string RestBackend::url_of(const Handle& h) const {
 }
 
 void RestBackend::backoff(unsigned attempt) const {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::uniform_real_distribution<double> jitter(0.5, 1.5);
-  auto step = options_.backoff * (1LL << std::min(attempt - 1, 16U));
-  auto capped = std::min<std::chrono::milliseconds>(step, kBackoffCap);
-  std::this_thread::sleep_for(
-      std::chrono::duration<double, std::milli>(static_cast<double>(capped.count()) * jitter(rng)));
+  http::backoff_sleep(options_.backoff, attempt, kBackoffCap);
 }
 
 Result<HttpResponse> RestBackend::execute(const std::string& op, const HttpRequest& req) {
