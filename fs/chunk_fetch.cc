@@ -43,17 +43,17 @@ std::chrono::milliseconds jittered(std::chrono::milliseconds base) {
 
 }  // namespace
 
-repo::Result<repo::Bytes> load_range(repo::ReadBackend& backend, const PackRange& range,
-                                     Clock::time_point deadline, LoadCounters& counters) {
+repo::Result<repo::SharedBytes> load_range(repo::ReadBackend& backend, const PackRange& range,
+                                           Clock::time_point deadline, LoadCounters& counters) {
   repo::Handle h{repo::FileKind::kPack, range.pack.hex()};
   std::chrono::milliseconds backoff{50};
   for (int attempt = 0;; ++attempt) {
     if (attempt > 0)
       ++counters.retries;
     ++counters.calls;
-    auto data = backend.load(h, range.offset, range.length);
-    if (data && data->size() == range.length) {
-      counters.bytes += data->size();
+    auto data = backend.load_shared(h, range.offset, range.length);
+    if (data && data->bytes.size() == range.length) {
+      counters.bytes += data->bytes.size();
       return data;
     }
     repo::Error e = data ? repo::Error{repo::Errc::kCorrupt, "short read"} : data.error();

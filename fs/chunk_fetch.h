@@ -43,7 +43,7 @@ struct LoadCounters {
 // 1 s, ±25 % jitter) while the next attempt can start before `deadline`; always makes at
 // least one attempt. Errors: the backend's last error with the pack named (kNotFound when
 // the pack is gone), kCorrupt for a short read.
-repo::Result<repo::Bytes> load_range(repo::ReadBackend& backend, const PackRange& range,
-                                     Clock::time_point deadline, LoadCounters& counters);
+repo::Result<repo::SharedBytes> load_range(repo::ReadBackend& backend, const PackRange& range,
+                                           Clock::time_point deadline, LoadCounters& counters);
 
 }  // namespace coffer::fs

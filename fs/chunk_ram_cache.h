@@ -24,12 +24,10 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "repo/core/bytes.h"
+#include "fs/chunk_bytes.h"
 #include "repo/core/id.h"
 
 namespace coffer::fs {
-
-using ChunkRef = std::shared_ptr<const repo::Bytes>;
 
 // How a look-up counts for the replacement policy.
 enum class Touch {

@@ -22,8 +22,8 @@ struct ChunkStore::Job {
   bool skip_disk = false;   // a fetch after the disk copy failed verification
   std::atomic<Clock::rep> deadline{0};
   // Decode jobs: the bytes read, starting at pack offset `loaded_offset`, shared by the
-  // decode jobs of one range.
-  std::shared_ptr<const repo::Bytes> loaded;
+  // decode jobs of one range (`loaded.owner` is null for fetch jobs).
+  repo::SharedBytes loaded;
   std::uint64_t loaded_offset = 0;
   bool from_disk = false;
 };
@@ -52,6 +52,7 @@ struct ChunkStore::Counters {
 ChunkStore::ChunkStore(const repo::Repository& repo, ChunkStoreOptions options)
     : repo_(repo),
       options_(std::move(options)),
+      cache_random_(options_.cache_random),
       ram_(options_.mem_budget),
       counters_(std::make_unique<Counters>()) {}
 
@@ -110,7 +111,7 @@ repo::Result<ChunkRef> ChunkStore::get_once(const repo::Id& id, Touch touch) {
   for (;;) {
     // Without caching for random readers, a random hit must not promote a chunk out of the
     // scan segment either.
-    if (ChunkRef hit = ram_.find(id, options_.cache_random ? touch : Touch::kScan)) {
+    if (ChunkRef hit = ram_.find(id, cache_random_ ? touch : Touch::kScan)) {
       ++counters_->ram_hits;
       return hit;
     }
@@ -174,7 +175,7 @@ void ChunkStore::promote(Slot& slot) {
   job->urgent = true;
   auto later = Clock::now() + options_.deadline;
   job->deadline = std::max(job->deadline.load(), later.time_since_epoch().count());
-  if (job->loaded)
+  if (job->loaded.owner)
     decode_queue_.push_front(job);
   else
     urgent_queue_.push_back(job);
@@ -233,7 +234,7 @@ void ChunkStore::complete(const repo::Id& id, repo::Result<ChunkRef> result, boo
   if (result && cache) {
     // Fetched for a sequential stream (no random reader waits for it): the scan segment.
     bool ahead = it != slots_.end() && !it->second->random;
-    if (ahead || options_.cache_random)
+    if (ahead || cache_random_)
       ram_.insert(id, *result, ahead);  // lock order: mutex_, then the cache's own
   }
   if (it == slots_.end() || it->second->done)
@@ -277,7 +278,7 @@ repo::Result<std::optional<repo::PackedBlob>> ChunkStore::lookup(const repo::Id&
 ChunkRef ChunkStore::zero_buffer(std::uint64_t size) {
   std::scoped_lock lock(zero_mutex_);
   if (!zero_chunk_ || zero_chunk_->size() != size)
-    zero_chunk_ = std::make_shared<const repo::Bytes>(size);
+    zero_chunk_ = std::make_shared<const ChunkBytes>(size, ChunkBytes::Fill::kZero);
   return zero_chunk_;
 }
 
@@ -311,7 +312,7 @@ void ChunkStore::worker() {
       if (stop_)
         return;
       job->taken = true;
-      busy = job->loaded ? &busy_decode_ : job->urgent ? nullptr : &busy_low_;
+      busy = job->loaded.owner ? &busy_decode_ : job->urgent ? nullptr : &busy_low_;
       if (busy != nullptr)
         ++*busy;
     }
@@ -349,32 +350,42 @@ std::shared_ptr<ChunkStore::Job> ChunkStore::next_job() {
 }
 
 void ChunkStore::run(Job& job) {
-  if (job.loaded) {
+  if (job.loaded.owner) {
     decode(job);
     return;
   }
   std::vector<repo::PackedBlob> todo;
   for (const repo::PackedBlob& b : job.blobs) {
-    if (job.skip_disk || !try_disk(b))
+    if (job.skip_disk || !try_disk(job, b))
       todo.push_back(b);
   }
   Clock::time_point deadline{Clock::duration(job.deadline.load())};
   for (const PackRange& range : plan_ranges(std::move(todo), options_.max_gap, options_.max_read))
-    fetch(range, deadline);
+    fetch(job, range, deadline);
 }
 
-bool ChunkStore::try_disk(const repo::PackedBlob& blob) {
+std::uint64_t ChunkStore::take_budget(Job& parent, std::uint64_t bytes) {
+  if (!parent.budgeted)
+    return 0;
+  std::uint64_t moved = std::min(bytes, parent.bytes);
+  parent.bytes -= moved;  // the worker releases what is left after run()
+  return moved;
+}
+
+bool ChunkStore::try_disk(Job& parent, const repo::PackedBlob& blob) {
   if (!disk_)
     return false;
   std::optional<repo::Bytes> sealed = disk_->load(blob.id);
   if (!sealed)
     return false;
-  auto bytes = std::make_shared<const repo::Bytes>(std::move(*sealed));
-  queue_decode(blob, std::move(bytes), blob.offset, true);
+  auto owner = std::make_shared<const repo::Bytes>(std::move(*sealed));
+  repo::ByteSpan bytes(*owner);
+  queue_decode(blob, repo::SharedBytes{std::move(owner), bytes}, blob.offset, true,
+               take_budget(parent, blob.length));
   return true;
 }
 
-void ChunkStore::fetch(const PackRange& range, Clock::time_point deadline) {
+void ChunkStore::fetch(Job& parent, const PackRange& range, Clock::time_point deadline) {
   ++counters_->fetches;
   auto data = load_range(repo_.backend(), range, deadline, load_counters_);
   if (!data) {
@@ -382,14 +393,15 @@ void ChunkStore::fetch(const PackRange& range, Clock::time_point deadline) {
       complete(b.id, repo::fail(data.error().with_context("blob " + b.id.short_hex())));
     return;
   }
-  auto loaded = std::make_shared<const repo::Bytes>(std::move(*data));
-  for (const repo::PackedBlob& b : range.blobs) queue_decode(b, loaded, range.offset, false);
+  for (const repo::PackedBlob& b : range.blobs)
+    queue_decode(b, *data, range.offset, false, take_budget(parent, b.length));
 }
 
-void ChunkStore::queue_decode(const repo::PackedBlob& blob,
-                              std::shared_ptr<const repo::Bytes> loaded,
-                              std::uint64_t loaded_offset, bool from_disk) {
+void ChunkStore::queue_decode(const repo::PackedBlob& blob, repo::SharedBytes loaded,
+                              std::uint64_t loaded_offset, bool from_disk, std::uint64_t budget) {
   auto job = std::make_shared<Job>();
+  job->budgeted = budget > 0;  // prefetch bytes stay counted until decoded
+  job->bytes = budget;
   job->blobs = {blob};
   job->loaded = std::move(loaded);
   job->loaded_offset = loaded_offset;
@@ -409,8 +421,9 @@ void ChunkStore::queue_decode(const repo::PackedBlob& blob,
 
 void ChunkStore::decode(const Job& job) {
   const repo::PackedBlob& b = job.blobs.front();
-  repo::ByteSpan sealed(job.loaded->data() + (b.offset - job.loaded_offset), b.length);
-  auto plain = repo_.decode_blob(b, sealed);
+  repo::ByteSpan sealed = job.loaded.bytes.subspan(b.offset - job.loaded_offset, b.length);
+  auto chunk = std::make_shared<ChunkBytes>(b.plain_size());
+  auto plain = repo_.decode_blob_into(b, sealed, chunk->span());
   if (!plain && job.from_disk) {
     ++counters_->disk_rejected;
     repo::log::warn("chunk cache: dropping a bad file: " + plain.error().message);
@@ -424,7 +437,7 @@ void ChunkStore::decode(const Job& job) {
     return;
   }
   ++(job.from_disk ? counters_->disk_hits : counters_->blobs_fetched);
-  complete(b.id, std::make_shared<const repo::Bytes>(std::move(*plain)));
+  complete(b.id, std::move(chunk));
   if (disk_ && !job.from_disk)
     disk_->store(b.id, sealed);
 }

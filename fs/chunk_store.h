@@ -12,9 +12,9 @@
 // one per core, demanded chunks first, otherwise in the order their bytes arrived.
 // Every chunk has at most one fetch in flight however many threads want it (single-flight
 // slots). Demand fetches jump the queue; prefetches are low priority, may use at most 3/4
-// of the threads, and are dropped (never blocked on) when the bytes of prefetch reads queued
-// or in flight would exceed `prefetch_budget`. Memory is bounded by the RAM budget, the
-// prefetch budget, and the chunks callers hold.
+// of the threads, and are dropped (never blocked on) when the bytes of prefetch reads queued,
+// in flight or read but not yet decoded would exceed `prefetch_budget`. Memory is bounded by the
+// RAM budget, the prefetch budget, and the chunks callers hold.
 //
 // Errors of get(): kNotFound (the blob is in no index, or its pack vanished; after one
 // index reload when `reload_index` is set), kCorrupt (verification failed: wrong bytes are
@@ -127,6 +127,10 @@ class ChunkStore {
   [[nodiscard]] const repo::Repository& repository() const { return repo_; }
   [[nodiscard]] const ChunkStoreOptions& options() const { return options_; }
 
+  // Switches ChunkStoreOptions::cache_random (e.g. back on when the kernel refuses the page
+  // cache stores that made it unnecessary). Safe from any thread.
+  void set_cache_random(bool on) { cache_random_ = on; }
+
  private:
   struct Job;
   struct Slot;
@@ -152,15 +156,19 @@ class ChunkStore {
   void worker();
   std::shared_ptr<Job> next_job();  // REQUIRES: mutex_ held
   void run(Job& job);
-  bool try_disk(const repo::PackedBlob& blob);
-  void fetch(const PackRange& range, Clock::time_point deadline);
-  void queue_decode(const repo::PackedBlob& blob, std::shared_ptr<const repo::Bytes> loaded,
-                    std::uint64_t loaded_offset, bool from_disk);
+  // Moves up to `bytes` of `parent`'s prefetch budget to a decode job it queues (0 when
+  // `parent` is not budgeted). REQUIRES: the caller runs `parent`.
+  static std::uint64_t take_budget(Job& parent, std::uint64_t bytes);
+  bool try_disk(Job& parent, const repo::PackedBlob& blob);
+  void fetch(Job& parent, const PackRange& range, Clock::time_point deadline);
+  void queue_decode(const repo::PackedBlob& blob, repo::SharedBytes loaded,
+                    std::uint64_t loaded_offset, bool from_disk, std::uint64_t budget);
   void decode(const Job& job);
   void refetch(const repo::PackedBlob& blob);
 
   const repo::Repository& repo_;  // outlives the store
   const ChunkStoreOptions options_;
+  std::atomic<bool> cache_random_;  // options_.cache_random, switchable
   ZeroChunks zeros_;
   RamCache ram_;
   std::unique_ptr<DiskCache> disk_;  // null when there is no disk cache

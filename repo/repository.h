@@ -76,6 +76,12 @@ class Repository {
   // Errors: kCorrupt naming the pack and blob.
   Result<Bytes> decode_blob(const PackedBlob& blob, ByteSpan encrypted) const;
 
+  // As decode_blob, into `out`, which must hold exactly blob.plain_size() bytes; nothing is
+  // zero-filled on the way. `out` holds garbage after a failure. Errors: as decode_blob, and
+  // kInvalidArgument for a wrongly sized `out`.
+  Result<void> decode_blob_into(const PackedBlob& blob, ByteSpan encrypted,
+                                std::span<std::byte> out) const;
+
   // Looks up and loads one blob. Errors: kNotFound, kCorrupt, kIo.
   Result<Bytes> load_blob(const BlobHandle& blob) const;
 

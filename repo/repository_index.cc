@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <mutex>
 #include <set>
 
@@ -163,29 +164,50 @@ Result<void> Repository::use_fallback_index(const Error& cause) const {
   return {};
 }
 
+namespace {
+
+std::string blob_where(const PackedBlob& blob) {
+  return fmt::format("pack {} blob {} ({})", blob.pack.hex(), blob.id.hex(),
+                     blob_type_name(blob.type));
+}
+
+// The checks that come before any buffer is sized from the index entry.
+Result<void> check_sealed_size(const PackedBlob& blob, ByteSpan encrypted) {
+  if (encrypted.size() != blob.length)
+    return fail(Errc::kCorrupt, blob_where(blob) + ": wrong encrypted length");
+  if (blob.length < kCryptoOverhead)
+    return fail(Errc::kCorrupt, blob_where(blob) + ": shorter than its encryption overhead");
+  return {};
+}
+
+}  // namespace
+
 Result<Bytes> Repository::decode_blob(const PackedBlob& blob, ByteSpan encrypted) const {
-  auto where = [&] {
-    return fmt::format("pack {} blob {} ({})", blob.pack.hex(), blob.id.hex(),
-                       blob_type_name(blob.type));
-  };
-  if (encrypted.size() != blob.length) {
-    return fail(Errc::kCorrupt, where() + ": wrong encrypted length");
-  }
-  auto plain = open_sealed(key_, encrypted);
-  if (!plain)
-    return fail(plain.error().with_context(where()));
-  Bytes data;
-  if (blob.compressed()) {
-    auto d = zstd_decompress(*plain, blob.uncompressed_length);
-    if (!d)
-      return fail(d.error().with_context(where()));
-    data = std::move(*d);
-  } else {
-    data = std::move(*plain);
-  }
-  if (Id::hash(data) != blob.id)
-    return fail(Errc::kCorrupt, where() + ": content hash mismatch");
+  COFFER_TRY(check_sealed_size(blob, encrypted));
+  Bytes data(blob.plain_size());
+  COFFER_TRY(decode_blob_into(blob, encrypted, data));
   return data;
+}
+
+Result<void> Repository::decode_blob_into(const PackedBlob& blob, ByteSpan encrypted,
+                                          std::span<std::byte> out) const {
+  COFFER_TRY(check_sealed_size(blob, encrypted));
+  if (out.size() != blob.plain_size())
+    return fail(Errc::kInvalidArgument, blob_where(blob) + ": output buffer of the wrong size");
+  if (blob.compressed()) {
+    std::size_t n = encrypted.size() - kCryptoOverhead;
+    std::unique_ptr<std::byte[]> plain(new std::byte[n]);  // not zero-filled: overwritten
+    auto r = open_sealed_into(key_, encrypted, {plain.get(), n});
+    if (r)
+      r = zstd_decompress_into({plain.get(), n}, out);
+    if (!r)
+      return fail(r.error().with_context(blob_where(blob)));
+  } else if (auto r = open_sealed_into(key_, encrypted, out); !r) {
+    return fail(r.error().with_context(blob_where(blob)));
+  }
+  if (Id::hash(out) != blob.id)
+    return fail(Errc::kCorrupt, blob_where(blob) + ": content hash mismatch");
+  return {};
 }
 
 Result<Bytes> Repository::load_blob(const BlobHandle& blob) const {

@@ -47,6 +47,14 @@ class BufferedPendingFile final : public PendingFile {
 
 }  // namespace
 
+Result<SharedBytes> ReadBackend::load_shared(const Handle& h, std::uint64_t offset,
+                                             std::uint64_t length) {
+  COFFER_ASSIGN_OR_RETURN(Bytes data, load(h, offset, length));
+  auto owner = std::make_shared<const Bytes>(std::move(data));
+  ByteSpan bytes(*owner);
+  return SharedBytes{std::move(owner), bytes};
+}
+
 Result<std::unique_ptr<PendingFile>> WriteBackend::begin_file(FileKind kind) {
   return std::unique_ptr<PendingFile>(std::make_unique<BufferedPendingFile>(*this, kind));
 }

@@ -65,6 +65,14 @@ struct BackendUsage {
 void record_backend_usage(const std::string& location, const BackendUsage& usage);
 std::vector<std::pair<std::string, BackendUsage>> recorded_backend_usage();
 
+// Bytes a backend read: a window into a buffer that `owner` keeps alive. The window may lie
+// inside a larger buffer (LocalBackend reads uncached ranges with O_DIRECT into an aligned
+// one). Immutable once returned.
+struct SharedBytes {
+  std::shared_ptr<const void> owner;
+  ByteSpan bytes;
+};
+
 class ReadBackend {
  public:
   virtual ~ReadBackend() = default;
@@ -73,6 +81,12 @@ class ReadBackend {
   // Errors: kNotFound (no such file), kCorrupt (file shorter than offset+length),
   // kIo (retryable when the cause is transient).
   virtual Result<Bytes> load(const Handle& h, std::uint64_t offset, std::uint64_t length) = 0;
+
+  // As load(), for readers that can use the bytes where they land: the result may be a
+  // window into a larger buffer, neither zero-filled nor copied on the way. The default
+  // wraps load(). Errors: as load().
+  virtual Result<SharedBytes> load_shared(const Handle& h, std::uint64_t offset,
+                                          std::uint64_t length);
 
   // Size of `h`. Errors: kNotFound, kIo.
   virtual Result<std::uint64_t> stat(const Handle& h) = 0;

@@ -73,6 +73,26 @@ Result<Bytes> zstd_decompress(ByteSpan frame, std::size_t expected_size) {
   return out;
 }
 
+Result<void> zstd_decompress_into(ByteSpan frame, std::span<std::byte> out) {
+  unsigned long long declared = ZSTD_getFrameContentSize(frame.data(), frame.size());
+  if (declared == ZSTD_CONTENTSIZE_ERROR)
+    return fail(Errc::kCorrupt, "zstd: not a zstd frame");
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != out.size()) {
+    return fail(Errc::kCorrupt, "zstd: content size " + std::to_string(declared) +
+                                    " differs from expected " + std::to_string(out.size()));
+  }
+  // Output longer than `out` fails with "destination buffer too small".
+  std::size_t rc =
+      ZSTD_decompressDCtx(thread_dctx(), out.data(), out.size(), frame.data(), frame.size());
+  if (ZSTD_isError(rc))
+    return fail(Errc::kCorrupt, std::string("zstd: ") + ZSTD_getErrorName(rc));
+  if (rc != out.size()) {
+    return fail(Errc::kCorrupt, "zstd: decompressed " + std::to_string(rc) + " bytes, expected " +
+                                    std::to_string(out.size()));
+  }
+  return {};
+}
+
 Result<Bytes> zstd_compress(ByteSpan data, int level) {
   thread_local std::unique_ptr<ZSTD_CCtx, CCtxFree> ctx(ZSTD_createCCtx());
   ZSTD_CCtx_reset(ctx.get(), ZSTD_reset_session_and_parameters);

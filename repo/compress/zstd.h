@@ -12,6 +12,10 @@ namespace coffer::repo {
 // must match when given. Errors: kCorrupt.
 Result<Bytes> zstd_decompress(ByteSpan frame, std::size_t expected_size = 0);
 
+// Decompresses one or more zstd frames into `out`, whose size the output must match exactly.
+// Errors: kCorrupt.
+Result<void> zstd_decompress_into(ByteSpan frame, std::span<std::byte> out);
+
 // Compresses `data` into one frame without checksum, content size included.
 Result<Bytes> zstd_compress(ByteSpan data, int level = 3);
 

@@ -93,11 +93,13 @@ bool MasterKey::valid() const {
   return nonzero(encrypt) && nonzero(mac_k) && nonzero(mac_r);
 }
 
-Result<Bytes> open_sealed(const MasterKey& key, ByteSpan sealed) {
+Result<void> open_sealed_into(const MasterKey& key, ByteSpan sealed, std::span<std::byte> out) {
   if (sealed.size() < kCryptoOverhead) {
     return fail(Errc::kCorrupt,
                 "ciphertext too short (" + std::to_string(sealed.size()) + " bytes)");
   }
+  if (out.size() != sealed.size() - kCryptoOverhead)
+    return fail(Errc::kInvalidArgument, "open_sealed_into: output size differs from plaintext");
   const std::byte* iv = sealed.data();
   if (std::all_of(iv, iv + 16, [](std::byte b) { return b == std::byte{0}; })) {
     return fail(Errc::kCorrupt, "invalid nonce (all zero)");
@@ -109,9 +111,14 @@ Result<Bytes> open_sealed(const MasterKey& key, ByteSpan sealed) {
   if (CRYPTO_memcmp(tag.data(), sealed.data() + sealed.size() - 16, 16) != 0) {
     return fail(Errc::kCorrupt, "ciphertext verification failed (MAC mismatch)");
   }
-  Bytes plain(ct.size());
-  if (!aes_ctr(key, iv, ct, plain.data()))
+  if (!aes_ctr(key, iv, ct, out.data()))
     return fail(Errc::kIo, "AES-CTR failed");
+  return {};
+}
+
+Result<Bytes> open_sealed(const MasterKey& key, ByteSpan sealed) {
+  Bytes plain(sealed.size() < kCryptoOverhead ? 0 : sealed.size() - kCryptoOverhead);
+  COFFER_TRY(open_sealed_into(key, sealed, plain));
   return plain;
 }
 

@@ -36,6 +36,10 @@ struct MasterKey {
 // input, an all-zero IV or a MAC mismatch.
 Result<Bytes> open_sealed(const MasterKey& key, ByteSpan sealed);
 
+// As open_sealed, into `out`, which must hold exactly sealed.size() - kCryptoOverhead bytes
+// (kInvalidArgument otherwise). `out` is written only once the MAC has been verified.
+Result<void> open_sealed_into(const MasterKey& key, ByteSpan sealed, std::span<std::byte> out);
+
 // Encrypts `plain` with a fresh random IV. Errors: kIo if the RNG fails.
 Result<Bytes> seal(const MasterKey& key, ByteSpan plain);
 

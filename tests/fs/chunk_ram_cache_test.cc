@@ -12,7 +12,7 @@ namespace {
 
 repo::Id id_of(int i) { return repo::Id::hash(repo::as_bytes("chunk " + std::to_string(i))); }
 
-ChunkRef chunk(std::size_t size) { return std::make_shared<const repo::Bytes>(size); }
+ChunkRef chunk(std::size_t size) { return std::make_shared<const coffer::fs::ChunkBytes>(size); }
 
 }  // namespace
 

@@ -4,6 +4,12 @@
 // place, the directory is fsynced, and the file is made read-only (0400). Reads use
 // pread on a fresh descriptor, so any number of threads may read at once.
 //
+// load_shared() reads a large range of a pack that is not all in the page cache with
+// O_DIRECT, into an aligned buffer that is neither zero-filled nor copied: the kernel neither
+// copies the bytes nor fills its page cache with packs (a mount streaming a disk image would
+// evict everything else). Ranges the page cache holds, small ranges, and file systems that
+// refuse O_DIRECT take the buffered path.
+//
 // begin_file streams into "<kind dir>/pending-tmp-<random>" (0600, the same file system as
 // the final name, a name list() skips); commit fsyncs it, makes it 0400, renames it into
 // place without replacing an existing file, and fsyncs the directory. A failed write or
@@ -25,6 +31,8 @@ class LocalBackend final : public WriteBackend {
   explicit LocalBackend(std::string root);
 
   Result<Bytes> load(const Handle& h, std::uint64_t offset, std::uint64_t length) override;
+  Result<SharedBytes> load_shared(const Handle& h, std::uint64_t offset,
+                                  std::uint64_t length) override;
   Result<std::uint64_t> stat(const Handle& h) override;
   Result<void> list(FileKind kind, const std::function<Result<void>(const FileInfo&)>& fn) override;
   [[nodiscard]] std::string location() const override { return "local:" + root_; }
