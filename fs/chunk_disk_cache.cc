@@ -137,6 +137,8 @@ void DiskCache::store(const repo::Id& id, repo::ByteSpan data) {
     return;
   bool ok = write_file(id, data);
   std::scoped_lock lock(mutex_);
+  --writing_;
+  written_.notify_all();
   auto it = map_.find(id);
   if (it == map_.end())
     return;
@@ -163,18 +165,24 @@ void DiskCache::remove(const repo::Id& id) {
 bool DiskCache::reserve(const repo::Id& id, std::uint64_t size) {
   if (size > cap_)
     return false;
-  std::scoped_lock lock(mutex_);
+  std::unique_lock lock(mutex_);
   if (map_.count(id) != 0)
     return false;
   while (used_ + size > cap_) {
     std::uint64_t before = used_;
     evict_one();
-    if (used_ == before)
-      return false;  // only files being written are left
+    if (used_ != before)
+      continue;
+    if (writing_ == 0)
+      return false;       // cannot happen while size <= cap_; kept as a guard
+    written_.wait(lock);  // only files being written are left: wait for one to finish
   }
+  if (map_.count(id) != 0)
+    return false;  // stored by another thread while this one waited
   lru_.push_front(Entry{id, size, false});
   map_.emplace(id, lru_.begin());
   used_ += size;
+  ++writing_;
   return true;
 }
 

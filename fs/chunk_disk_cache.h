@@ -13,6 +13,8 @@
 // The cap is hard: space for a new file (temporary file included) is reserved, after
 // evicting least-recently-used files (unlinked before the reservation is granted), before
 // a byte is written, so the sum of the file sizes in the directory never exceeds the cap.
+// When only files still being written stand in the way, store() waits for one of them to
+// finish rather than dropping the new chunk (a reader streaming ahead writes many at once).
 // Sizes are file lengths, not allocated blocks. A directory shared by two live instances
 // keeps each within its own accounting only.
 //
@@ -21,6 +23,7 @@
 // Ownership: owns the directory's files below `dir`.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -72,7 +75,9 @@ class DiskCache {
 
   const std::string dir_;
   const std::uint64_t cap_;
-  mutable std::mutex mutex_;  // guards lru_, map_, used_
+  mutable std::mutex mutex_;         // guards lru_, map_, used_, writing_
+  std::condition_variable written_;  // a write finished (or failed): space may be free
+  unsigned writing_ = 0;             // entries reserved and not yet ready
   List lru_;
   std::unordered_map<repo::Id, List::iterator, repo::IdHash> map_;
   std::uint64_t used_ = 0;  // bytes of all entries, reserved ones included

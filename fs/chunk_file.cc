@@ -90,7 +90,10 @@ ReadStream::Plan ReadStream::on_read(const FileChunks& file, std::uint64_t offse
                         ? offset + kBackWindow >= last_end_ && offset <= last_end_ + kForwardWindow
                         : offset == 0;
   if (sequential) {
-    depth_ = depth_ == 0 ? 1 : std::min(depth_ * 2, policy_.max_chunks);
+    // A read from the very start (cp, cat, dd) opens a long pass more often than not: start
+    // with a wider window than a read that merely lands near the previous one.
+    std::size_t first = has_last_ ? 1 : std::min(policy_.first_chunks, policy_.max_chunks);
+    depth_ = depth_ == 0 ? first : std::min(depth_ * 2, policy_.max_chunks);
     last_end_ = has_last_ ? std::max(last_end_, end) : end;
   } else {
     depth_ = 0;

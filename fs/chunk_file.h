@@ -8,7 +8,8 @@
 //
 // ReadStream is the state of one open file (or inode): a read starting within
 // [last_end − 1 MiB, last_end + 2 MiB] of the previous one is sequential, and each
-// sequential read doubles the prefetch depth 1 → 2 → 4 … up to `max_chunks` chunks or
+// sequential read doubles the prefetch depth 1 → 2 → 4 … (4 → 8 … for a stream that starts
+// at offset 0) up to `max_chunks` chunks or
 // `max_bytes` ahead; any other read resets it. The first read at offset 0 counts as
 // sequential. The window is refilled only when less than half of it is still outstanding,
 // so prefetches are few and large (and coalesce into few ranged reads).
@@ -73,6 +74,7 @@ class FileChunks {
 };
 
 struct PrefetchPolicy {
+  std::size_t first_chunks = 4;  // the window of a stream that starts at offset 0
   std::size_t max_chunks = 32;
   std::uint64_t max_bytes = 64ULL << 20;
 };

@@ -202,7 +202,7 @@ TEST_CASE("chunk ranges and stream detection", "[chunk_file]") {
     s.on_read(f, off, 65536, f.chunk_range(off, 65536).second);
     depths.push_back(s.depth());
   }
-  CHECK(depths == std::vector<std::size_t>{1, 2, 4, 8, 16, 32, 32});
+  CHECK(depths == std::vector<std::size_t>{4, 8, 16, 32, 32, 32, 32});
   auto plan = s.on_read(f, 15 << 20, 4096, f.chunk_range(15 << 20, 4096).second);
   CHECK(s.depth() == 0);
   CHECK(plan.touch == fs::Touch::kReuse);
