@@ -289,7 +289,8 @@ Result<void> serve(const MountConfig& c, const std::string& mountpoint, Notifier
   if (c.page_cache_fill) {
     auto device = mounted_device(mountpoint);
     fill = std::make_unique<PageCacheFill>(session.get(), device ? fuse_abort_path(*device) : "",
-                                           c.page_cache_fill_pending);
+                                           c.page_cache_fill_pending,
+                                           [a = access.get()] { a->set_cache_random(true); });
     context.fill = fill.get();
   }
   if (notifier != nullptr) {

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 
+#include <fmt/format.h>
 #include <fuse3/fuse_lowlevel.h>
 
 #include "repo/core/log.h"
@@ -21,8 +23,12 @@ constexpr std::size_t kMaxEdges = 4096;  // half-filled shared pages kept (16 Mi
 }  // namespace
 
 PageCacheFill::PageCacheFill(fuse_session* session, std::string abort_path,
-                             std::uint64_t max_pending)
-    : session_(session), abort_path_(std::move(abort_path)), max_pending_(max_pending) {
+                             std::uint64_t max_pending, std::function<void()> on_refused)
+    : session_(session),
+      abort_path_(std::move(abort_path)),
+      max_pending_(max_pending),
+      on_refused_(std::move(on_refused)),
+      debug_refuse_(std::getenv("COFFER_DEBUG_REFUSE_STORE") != nullptr) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -48,7 +54,7 @@ void PageCacheFill::push(std::uint64_t ino, std::uint64_t file_size,
     std::scoped_lock lock(mutex_);
     for (FetchedChunk& c : chunks) {
       std::uint64_t size = c.data->size();
-      if (stop_ || pending_ + size > max_pending_) {
+      if (stop_ || stats_.off || pending_ + size > max_pending_) {
         stats_.dropped_bytes += size;
         continue;
       }
@@ -91,11 +97,24 @@ bool PageCacheFill::send(std::uint64_t ino, std::uint64_t offset, const std::byt
   fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
   // libfuse only reads from the buffer; its struct has no const member.
   buf.buf[0].mem = const_cast<std::byte*>(data);
-  int rc = fuse_lowlevel_notify_store(session_, ino, static_cast<off_t>(offset), &buf,
-                                      static_cast<fuse_buf_copy_flags>(0));
-  std::scoped_lock lock(mutex_);
+  int rc = debug_refuse_ ? -ENOSYS
+                         : fuse_lowlevel_notify_store(session_, ino, static_cast<off_t>(offset),
+                                                      &buf, static_cast<fuse_buf_copy_flags>(0));
+  std::unique_lock lock(mutex_);
   if (rc != 0) {
     ++stats_.failed;
+    // ENOENT: the kernel forgot the inode (nothing to cache); anything else: no stores here.
+    if (rc != -ENOENT && !stats_.off) {
+      stats_.off = true;
+      queue_.clear();
+      pending_ = 0;
+      lock.unlock();
+      repo::log::info(fmt::format(
+          "page cache fill: the kernel refused a store ({}); caching random reads in RAM",
+          std::strerror(-rc)));
+      if (on_refused_)
+        on_refused_();
+    }
     return false;
   }
   stats_.stored_bytes += size;

@@ -16,6 +16,11 @@
 // READ that no worker will answer any more (the loop has ended), the FUSE connection is
 // aborted through /sys/fs/fuse/connections/<id>/abort so the thread can be joined.
 //
+// Should the kernel refuse a store for any reason other than a forgotten inode (a kernel or
+// sandbox without FUSE_NOTIFY_STORE), the fill turns itself off: `on_refused` runs once, on
+// the fill thread, so the caller can cache random chunks itself again, and push() drops
+// everything from then on.
+//
 // Thread contract: push() and stats() are safe from any thread. Ownership: the session must
 // outlive the object; queued chunks are shared with the RAM cache (ChunkRef).
 #pragma once
@@ -24,6 +29,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -42,11 +48,13 @@ class PageCacheFill {
     std::uint64_t stored_bytes = 0;   // bytes the kernel accepted
     std::uint64_t dropped_bytes = 0;  // chunk bytes not queued (over the bound)
     std::uint64_t failed = 0;         // stores the kernel refused (inode forgotten, ...)
+    bool off = false;                 // turned off after a refusal other than ENOENT
     std::uint64_t busy_ms = 0;        // time spent storing
   };
 
   // `abort_path`: the connection's abort file, "" when unknown. `max_pending`: queued bytes.
-  PageCacheFill(fuse_session* session, std::string abort_path, std::uint64_t max_pending);
+  PageCacheFill(fuse_session* session, std::string abort_path, std::uint64_t max_pending,
+                std::function<void()> on_refused = {});
   ~PageCacheFill();
   PageCacheFill(const PageCacheFill&) = delete;
   PageCacheFill& operator=(const PageCacheFill&) = delete;
@@ -90,6 +98,8 @@ class PageCacheFill {
   fuse_session* const session_;
   const std::string abort_path_;
   const std::uint64_t max_pending_;
+  const std::function<void()> on_refused_;
+  const bool debug_refuse_;   // COFFER_DEBUG_REFUSE_STORE: act as a kernel without the call
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable cv_;
   std::deque<Item> queue_;

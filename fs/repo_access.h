@@ -85,6 +85,7 @@ class RepositoryAccess final : public RepoAccess {
 
   [[nodiscard]] repo::Repository& repository() const { return repo_; }
   [[nodiscard]] ChunkStats chunk_stats() const { return store_->stats(); }
+  void set_cache_random(bool on) { store_->set_cache_random(on); }
 
  private:
   RepositoryAccess(repo::Repository& repo, const RepositoryAccessOptions& options);
