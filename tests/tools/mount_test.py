@@ -23,6 +23,7 @@ import errno
 import hashlib
 import mmap
 import os
+import re
 import random
 import shutil
 import signal
@@ -405,6 +406,89 @@ class TreeTest(MountBase):
             self.assertEqual(hashlib.sha256(got).hexdigest(), hashlib.sha256(want).hexdigest())
         finally:
             os.close(fd)
+
+    def run_foreground(self, mp, extra_env, body, *args) -> bytes:
+        """Runs `coffer -v mount mp *args` in the foreground, calls body() once mounted, unmounts
+        and returns the daemon's stderr (its statistics at unmount)."""
+        env = dict(F.repo.env, COFFER_CACHE_DIR=F.ws.fresh("fg-cache"), **extra_env)
+        proc = subprocess.Popen([E.COFFER_BIN, "-v", "-r", F.repo.path, "--password-file",
+                                 F.ws.pwfile, "mount", mp, *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            self.assertTrue(wait_until(lambda: is_mounted(mp), timeout=30), "not mounted")
+            body()
+            res = E.run(["fusermount3", "-u", mp], timeout=30)
+            self.assertEqual(res.rc, 0, res.describe())
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+        self.assertEqual(proc.returncode, 0, err)
+        return err
+
+    def test_random_chunks_are_cached_in_ram_when_the_kernel_refuses_stores(self):
+        """Where FUSE_NOTIFY_STORE is refused (COFFER_DEBUG_REFUSE_STORE makes every store fail
+        as on a kernel without it), the daemon goes back to keeping random readers' chunks in
+        RAM: after the refusal, two reads in one chunk cost one fetch, not two."""
+        mp = self.mountpoint()
+        path = os.path.join(self.snap_dir(mp, F.s1), "src", "big.bin")
+        locs = F.repo.blob_locations()
+        sizes = [locs[b].get("uncompressed_length") or locs[b]["length"] - 32
+                 for b in F.repo.node(F.s1, "/src/big.bin")["content"]]
+        self.assertGreaterEqual(len(sizes), 3, "big.bin must have three chunks")
+        with open(os.path.join(F.src, "big.bin"), "rb") as f:
+            want = f.read()
+        page = 4096
+
+        def random_read(off):
+            fd = os.open(path, os.O_RDONLY)  # a descriptor of its own: a random read
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+                self.assertEqual(os.pread(fd, page, off), want[off:off + page])
+            finally:
+                os.close(fd)
+
+        def body():
+            random_read(sizes[0] // 2 // page * page)  # chunk 1: fetched; its store is refused
+            time.sleep(1)  # the refusal happens on the fill thread, after the reply
+            base = (sizes[0] + page - 1) // page * page  # chunk 2, after the refusal
+            for i in range(3):
+                random_read(base + (i + 1) * 4 * page)
+
+        err = self.run_foreground(mp, {"COFFER_DEBUG_REFUSE_STORE": "1"}, body)
+        self.assertIn(b"the kernel refused a store", err)
+        m = re.search(rb"mount: (\d+) reads of chunks, (\d+) from RAM, (\d+) fetched", err)
+        self.assertIsNotNone(m, err)
+        gets, ram, fetched = (int(x) for x in m.groups())
+        self.assertEqual(fetched, 2, err)  # chunk 1 once, chunk 2 once
+        self.assertGreaterEqual(ram, 2, err)  # the later reads of chunk 2
+
+    def test_the_disk_chunk_cache_serves_a_remount_without_the_packs(self):
+        """The on-disk chunk cache (used for repositories that are not local; the latency knob
+        makes this one count as remote) survives an unmount: after the packs are moved away, a
+        new mount still reads big.bin whole and right, from the cache alone."""
+        repo = F.repo.copy("disk-cache")
+        cache = F.ws.fresh("disk-cache-dir")
+        env = {"COFFER_DEBUG_LATENCY_MS": "1"}
+        args = ("--cache-dir", cache, "mount")
+        mp = self.mountpoint()
+        path = os.path.join(self.snap_dir(mp, F.s1), "src", "big.bin")
+        res = repo.coffer(*args, mp, "--daemon", "--cache-size", "256M", env=env, timeout=TIMEOUT)
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(sha256(path), F.src_scan[b"big.bin"]["sha256"])
+        res = E.run(["fusermount3", "-u", mp], timeout=30)
+        self.assertEqual(res.rc, 0, res.describe())
+        stored = [os.path.join(d, n) for d, _, ns in os.walk(cache) for n in ns if "/chunks/" in d]
+        self.assertGreaterEqual(len(stored), 3, "the chunks of big.bin are not on disk")
+        packs = {repo.blob_locations()[b]["pack"] for b in repo.node(F.s1, "/src/big.bin")["content"]}
+        away = F.ws.fresh("packs-away")
+        os.makedirs(away)
+        for p in packs:
+            shutil.move(repo.pack_path(p), os.path.join(away, p))
+        res = repo.coffer(*args, mp, "--daemon", "--cache-size", "256M", env=env, timeout=TIMEOUT)
+        self.assertEqual(res.rc, 0, res.describe())
+        self.assertEqual(sha256(path), F.src_scan[b"big.bin"]["sha256"])
 
     def test_random_readers_that_close_at_once(self):
         """Readers that open, read 4 KiB at a random place with readahead off, and close at once:
