@@ -12,6 +12,7 @@
 #include "repo/ops/backup.h"
 #include "tools/commands.h"
 #include "tools/format.h"
+#include "tools/usage_report.h"
 
 namespace coffer::tools {
 namespace {
@@ -203,7 +204,7 @@ void print_status_json(const repo::BackupProgress& p) {
 }
 
 void print_summary(const GlobalOptions& g, const BackupCmdOptions& o, const repo::BackupResult& r,
-                   double seconds) {
+                   double seconds, const repo::ReadBackend& backend) {
   const auto& s = r.summary;
   if (g.json) {
     nlohmann::ordered_json j;
@@ -224,6 +225,7 @@ void print_summary(const GlobalOptions& g, const BackupCmdOptions& o, const repo
     j["total_duration"] = seconds;
     if (r.snapshot_id)
       j["snapshot_id"] = r.snapshot_id->hex();
+    add_usage_field(j, backend, g.prices);
     out_line(j.dump());
     return;
   }
@@ -294,7 +296,7 @@ repo::Result<int> run(const GlobalOptions& g, BackupCmdOptions& o) {
   for (const auto& w : result->warnings) print_problem(g, "warning", w);
   for (const auto& e : result->errors) print_problem(g, "error", e);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  print_summary(g, o, *result, seconds);
+  print_summary(g, o, *result, seconds, r->backend());
   if (!result->errors.empty()) {
     if (!g.json)
       std::fprintf(stderr, "Warning: at least one source file could not be read\n");

@@ -5,6 +5,7 @@
 #include "repo/ops/restore.h"
 #include "tools/commands.h"
 #include "tools/format.h"
+#include "tools/usage_report.h"
 
 namespace coffer::tools {
 namespace {
@@ -43,6 +44,7 @@ repo::Result<int> run(const GlobalOptions& g, const RestoreCmdOptions& o) {
     j["dirs_restored"] = stats.dirs;
     j["bytes_restored"] = stats.bytes;
     j["errors"] = stats.errors;
+    add_usage_field(j, r->backend(), g.prices);
     out_line(j.dump());
   } else if (!g.quiet) {
     out_line(fmt::format("restored {} files, {} dirs, {} bytes; {} errors", stats.files, stats.dirs,

@@ -5,6 +5,7 @@
 #include <exception>
 #include <vector>
 
+#include "repo/core/cancel.h"
 #include "repo/core/log.h"
 #include "tools/commands.h"
 #include "tools/usage_report.h"
@@ -61,6 +62,9 @@ int run_command(const Command& cmd, GlobalOptions& g) {
     coffer::tools::print_usage_report(g.json, g.quiet, g.prices);
   if (!result) {
     const auto& e = result.error();
+    // Whatever failed after Ctrl-C failed because of it (restic: context canceled, 130).
+    if (coffer::tools::interrupted())
+      return fail_line(e.message, coffer::tools::kExitInterrupted);
     return fail_line(e.message, coffer::tools::exit_code_for(e));
   }
   if (coffer::tools::interrupted())
@@ -72,6 +76,8 @@ int run_command(const Command& cmd, GlobalOptions& g) {
 
 int main(int argc, char** argv) {
   install_signal_handlers();
+  // Ctrl-C also stops the remote backends' retries and transfers.
+  coffer::repo::set_cancel_flag(&coffer::tools::interrupted());
   CLI::App app{"coffer: fast, restic-compatible backups"};
   app.require_subcommand(1);
   app.fallthrough();

@@ -19,10 +19,16 @@ std::string with_commas(std::uint64_t n) {
 }
 
 std::string usage_line(const repo::BackendUsage& u, const repo::PriceTable& t) {
-  return fmt::format(
+  repo::RunCostEstimate cost = repo::estimate_run_cost(u, t);
+  std::string line = fmt::format(
       "{}: {} class A, {} class B, {} class C calls; {} up, {} down; est. ${:.4f} (prices of {})",
       u.service, with_commas(u.class_a), with_commas(u.class_b), with_commas(u.class_c),
-      format_bytes(u.bytes_up), format_bytes(u.bytes_down), repo::run_cost(u, t, 0), t.date);
+      format_bytes(u.bytes_up), format_bytes(u.bytes_down), cost.estimate, t.date);
+  if (cost.egress_up_to > 0) {
+    line += fmt::format("; downloads are free up to {:g}x the stored data, else up to ${:.4f} more",
+                        t.egress_free_stored_multiple, cost.egress_up_to);
+  }
+  return line;
 }
 
 nlohmann::ordered_json usage_json(const repo::BackendUsage& u, const repo::PriceTable& t) {
@@ -35,9 +41,18 @@ nlohmann::ordered_json usage_json(const repo::BackendUsage& u, const repo::Price
   j["class_c"] = u.class_c;
   j["bytes_up"] = u.bytes_up;
   j["bytes_down"] = u.bytes_down;
-  j["estimated_cost_usd"] = repo::run_cost(u, t, 0);
+  repo::RunCostEstimate cost = repo::estimate_run_cost(u, t);
+  j["estimated_cost_usd"] = cost.estimate;
+  j["egress_free_stored_multiple"] = t.egress_free_stored_multiple;
+  j["egress_up_to_usd"] = cost.egress_up_to;  // billed only beyond the free multiple
   j["price_table_date"] = t.date;
   return j;
+}
+
+void add_usage_field(nlohmann::ordered_json& summary, const repo::ReadBackend& backend,
+                     const repo::PriceTable& t) {
+  if (auto u = backend.usage())
+    summary["backend_usage"] = usage_json(*u, t);
 }
 
 void print_usage_report(bool json, bool quiet, const repo::PriceTable& t) {

@@ -124,6 +124,15 @@ double run_cost(const BackendUsage& u, const PriceTable& t, std::uint64_t stored
   return cost + billed / kGb * t.egress_gb;
 }
 
+RunCostEstimate estimate_run_cost(const BackendUsage& u, const PriceTable& t) {
+  if (t.egress_free_stored_multiple <= 0)
+    return RunCostEstimate{run_cost(u, t, 0), 0};
+  BackendUsage calls = u;
+  calls.bytes_down = 0;
+  return RunCostEstimate{run_cost(calls, t, 0),
+                         static_cast<double>(u.bytes_down) / kGb * t.egress_gb};
+}
+
 double monthly_storage_cost(std::uint64_t stored_bytes, const PriceTable& t) {
   double gb = static_cast<double>(stored_bytes) / kGb;
   return std::max(0.0, gb - t.storage_free_gb) * t.storage_gb_month;

@@ -63,6 +63,16 @@ double class_cost(std::uint64_t calls, double per_1000, std::uint64_t free_per_d
 // free multiple of `stored_bytes` is charged; with stored_bytes 0 it is all charged.
 double run_cost(const BackendUsage& u, const PriceTable& t, std::uint64_t stored_bytes);
 
+// One run's cost when the stored size is unknown (the per-run report): B2 bills egress only
+// beyond a free multiple of the account's average stored data, which one run cannot see. So
+// `estimate` charges the calls, and the egress only when the table grants no free multiple;
+// otherwise the egress at list price is `egress_up_to`, billed only beyond the allowance.
+struct RunCostEstimate {
+  double estimate = 0;
+  double egress_up_to = 0;  // 0 when charged in `estimate` or nothing was downloaded
+};
+RunCostEstimate estimate_run_cost(const BackendUsage& u, const PriceTable& t);
+
 // Storage for a month of `stored_bytes`, after the free allowance.
 double monthly_storage_cost(std::uint64_t stored_bytes, const PriceTable& t);
 

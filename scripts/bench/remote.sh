@@ -137,7 +137,7 @@ main() {
   (cd "$BENCH" && "$COFFER_BIN" -q -r b2:coffer-bench:repo --password-file "$PW" --no-cache backup remote-src >/dev/null)
   local uncached; uncached=$(counters)
 
-  log "summary ($(nproc) cores; ${LATENCY_MS} ms a request, ${CAP_MBPS} MB/s a connection)"
+  log "summary ($(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); ${LATENCY_MS} ms a request, ${CAP_MBPS} MB/s a connection)"
   printf '%-44s %s MB/s\n' "backup upload" "$up"
   printf '%-44s %s MB/s one connection, %s MB/s default: %sx (target >= 6x)\n' "restore" "$one" "$def" \
     "$(ratio "$def" "$one")"

@@ -28,6 +28,22 @@ TEST_CASE("a run's cost adds classes and egress beyond the stored multiple", "[c
   CHECK(run_cost(u, t, 2'000'000'000) == Approx(0.008));
 }
 
+TEST_CASE("a run's estimate without the stored size leaves free egress as 'up to'", "[cost]") {
+  PriceTable t = default_b2_prices();
+  BackendUsage u;
+  u.class_c = 4500;
+  u.bytes_down = 5'000'000'000;
+  RunCostEstimate e = estimate_run_cost(u, t);
+  CHECK(e.estimate == Approx(0.008));  // the calls only: egress may be within the 3x allowance
+  CHECK(e.egress_up_to == Approx(5 * 0.01));
+  t.egress_free_stored_multiple = 0;  // a table without the allowance charges it all
+  e = estimate_run_cost(u, t);
+  CHECK(e.estimate == Approx(0.008 + 5 * 0.01));
+  CHECK(e.egress_up_to == 0.0);
+  u.bytes_down = 0;
+  CHECK(estimate_run_cost(u, default_b2_prices()).egress_up_to == 0.0);
+}
+
 TEST_CASE("storage is billed after the free gigabytes", "[cost]") {
   PriceTable t = default_b2_prices();
   CHECK(monthly_storage_cost(5'000'000'000, t) == 0.0);

@@ -9,7 +9,9 @@ account token expiring mid-run, a 429 with Retry-After, connections reset mid-up
 bodies truncated mid-download) that complete, after which the bucket is copied back to disk and checked with
 `restic check --read-data`; and bad input: a wrong key (exit 1, one line, one authorize call), a missing
 bucket, keys restricted to another bucket or prefix, B2 failing every upload (no snapshot saved) and the
-network down (the emulator stopped: bounded retries, one clear line).
+network down (the emulator stopped: bounded retries, one clear line); the network going down in the middle of a
+backup or restore (the circuit breaker fails the remaining requests at once, the lock is still deleted); and
+Ctrl-C while every upload is failing with long backoffs (exit 130 at once, no snapshot, no lock left).
 The account key and the repository password must never appear in any output.
 Run: COFFER_BIN=build/coffer python3 tests/tools/b2_test.py
 """
@@ -22,6 +24,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -450,6 +453,75 @@ class BadInputTest(B2Case):
         finally:
             emu.stop()
 
+
+class InterruptTest(B2Case):
+    def test_ctrl_c_during_long_retries_exits_130(self):
+        """Every upload fails 503 and the backoff starts at 30 s (minutes of retries): SIGINT ends the
+        backup at once with exit 130 and one line; no snapshot is saved and the lock is still deleted."""
+        repo = self.new_repo("sigint", backup=False)
+        self.ctl.fault("b2_upload_file", {"type": "error", "status": 503}, count=None)
+        argv = [E.COFFER_BIN, "-r", repo, "--password-file", self.ws.pwfile, "-o", "b2.backoff-ms=30000",
+                "-o", "b2.retries=8", "backup", "src"]
+        proc = subprocess.Popen(argv, env=self.env(), cwd=self.ws.root, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            while self.ctl.counters()["status"].get("503", 0) < 2 and proc.poll() is None:
+                time.sleep(0.05)  # until the uploads are failing (and waiting out their backoff)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)  # the retries alone would take minutes
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        res = E.CmdResult(argv, proc.returncode, out, err)
+        E.check_sane(res, secrets=(E.PASSWORD, MASTER))
+        self.assertEqual(res.rc, 130, res.describe())
+        self.assertIn(b"interrupted", res.err)
+        names = [f["fileName"] for f in self.ctl.get("/state")["files"]]
+        self.assertFalse(any(n.startswith("sigint/locks/") for n in names), names)
+        self.ctl.reset()
+        self.assertEqual(self.snapshots(repo), [])
+
+
+class BreakerTest(B2Case):
+    """The network goes down in the middle of a command: every pack download or upload is reset before its
+    answer (a connection-level failure). Two requests spend their retries, then the circuit breaker fails the
+    others at once instead of each running its own retry chain; deleting the lock still probes the server."""
+
+    SLOW = ["-o", "b2.backoff-ms=20", "-o", "b2.retries=4", "-o", "b2.connections=2"]
+
+    def pack_calls(self, op: str) -> int:
+        return len([e for e in self.ctl.get("/log") if e["op"] == op and "/data/" in e["path"]])
+
+    def test_network_down_mid_restore_fails_fast(self):
+        repo = self.base_repo()
+        self.ctl.fault("download", {"type": "reset", "when": "before_response"},
+                       match={"name_prefix": "base/repo/data/"}, count=None)
+        res = self.coffer(repo, "restore", "latest", "--target", self.ws.fresh("restore"), opts=self.SLOW)
+        self.assertEqual(res.rc, 3, res.describe())  # restore goes on file by file: partial
+        errors = [ln for ln in res.err.splitlines() if b"loading pack" in ln]
+        self.assertGreater(len(errors), 2, res.describe())
+        self.assertTrue(all(b"after 4 attempts" in ln or b"the server is unreachable" in ln for ln in errors),
+                        res.describe())
+        chains = [ln for ln in errors if b"after 4 attempts" in ln]
+        self.assertLessEqual(len(chains), 4, res.describe())  # the others were refused at once
+        # Without the breaker every failed file costs a whole retry chain.
+        self.assertLess(self.pack_calls("b2_download_file_by_name"), 4 * len(errors) // 2, res.describe())
+        self.assertNotIn(b"removing the repository lock failed", res.err)
+
+    def test_network_down_mid_backup_fails_fast_and_saves_nothing(self):
+        repo = self.new_repo("down-mid", backup=False)
+        self.ctl.fault("b2_upload_file", {"type": "reset", "when": "before_response"},
+                       match={"name_prefix": "down-mid/data/"}, count=None)
+        res = self.coffer(repo, "backup", "src", "--compression", "off", "--pack-size", "4", opts=self.SLOW)
+        self.assertEqual(res.rc, 1, res.describe())  # check_sane: exactly one line
+        self.assertIn(b"B2 upload of down-mid/data/", res.err)
+        # The two uploads that trip the breaker, and at most those retrying beside them.
+        self.assertLessEqual(self.pack_calls("b2_upload_file"), 4 * 4)
+        self.ctl.reset()
+        names = [f["fileName"] for f in self.ctl.get("/state")["files"]]
+        self.assertFalse(any(n.startswith("down-mid/locks/") for n in names), names)
+        self.assertEqual(self.snapshots(repo), [])
 
 if __name__ == "__main__":
     E.run_tests()

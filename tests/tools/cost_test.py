@@ -1,6 +1,6 @@
 """Cost accounting end to end: against the B2 emulator over loopback HTTP, commands print one
 usage line whose class counts equal the emulator's own counters; --json prints it as a JSON
-line on stderr; a local repository prints none; a malformed price table (COFFER_PRICE_TABLE or
+line on stderr, and the JSON summaries of backup and restore carry it as a field; a local repository prints none; a malformed price table (COFFER_PRICE_TABLE or
 --price-table) is one line and exit 1 before the command runs; `stats --cost` prices the
 repository's files (local: summed here with os.walk) with the chosen table, over B2 with its own
 calls."""
@@ -13,6 +13,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import b2_test  # noqa: E402
+import e2e_support as E  # noqa: E402
 from b2_test import B2Case, setUpModule, tearDownModule  # noqa: E402,F401
 
 LINE = re.compile(rb"B2: ([\d,]+) class A, ([\d,]+) class B, ([\d,]+) class C calls; .* est\. \$[\d.]+ "
@@ -51,6 +52,39 @@ class CostTest(B2Case):
         self.assertEqual(len(usage), 1, res.describe())
         emu = self.ctl.counters()
         self.assertEqual(usage[0]["backend_usage"]["class_c"], emu["classes"]["C"])
+
+    def test_json_summaries_carry_the_usage(self):
+        """backup and restore --json: the summary object has a backend_usage field with the calls and bytes up
+        to the summary (all data moved by then; only the lock's release follows), the final line the rest."""
+        repo = "b2:bucket-one:json-summary"
+        self.ok(repo, "init")
+        for args, moved in ((["backup", "src"], "bytes_up"),
+                            (["restore", "latest", "--target", self.ws.fresh("r")], "bytes_down")):
+            self.ctl.post("/counters/reset")
+            res = self.ok(repo, "--json", *args)
+            summary = [l for l in E.json_lines(res.out) if l.get("message_type") == "summary"]
+            self.assertEqual(len(summary), 1, res.describe())
+            usage = summary[0]["backend_usage"]
+            final = [json.loads(l) for l in res.err.splitlines() if l.startswith(b"{")]
+            final = [l["backend_usage"] for l in final if l.get("message_type") == "backend_usage"]
+            self.assertEqual(len(final), 1, res.describe())
+            emu = self.ctl.counters()
+            self.assertEqual(final[0]["class_a"] + final[0]["class_b"] + final[0]["class_c"],
+                             sum(emu["classes"].values()), emu)
+            for cls in ("class_a", "class_b", "class_c"):
+                self.assertLessEqual(usage[cls], final[0][cls], (usage, final))
+            self.assertEqual(usage[moved], emu["upload_bytes" if moved == "bytes_up" else "download_bytes"])
+            self.assertGreater(usage[moved], 1_500_000 * 12 // 2)
+            self.assertEqual(usage["price_table_date"], "2026-09")
+            # Egress is free up to 3x the stored data, which one run cannot see: it is an "up to".
+            self.assertEqual(usage["egress_free_stored_multiple"], 3)
+            self.assertAlmostEqual(usage["egress_up_to_usd"], usage["bytes_down"] / 1e9 * 0.01, places=9)
+            self.assertEqual(usage["estimated_cost_usd"], 0.0)  # the calls are within the free ones
+        res = self.ok(repo, "restore", "latest", "--target", self.ws.fresh("r"))
+        self.assertRegex(res.err, rb"est\. \$0\.0000 \(prices of 2026-09\); downloads are free up to 3x the "
+                                  rb"stored data, else up to \$0\.0\d\d\d more")
+        res = self.ok(repo, "--json", "--quiet", "snapshots")
+        self.assertNotIn(b"backend_usage", res.err)
 
     def test_quiet_prints_nothing_and_bad_table_is_reported(self):
         repo = self.base_repo()

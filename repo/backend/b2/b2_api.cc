@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include "repo/core/cancel.h"
 #include "repo/core/log.h"
 
 namespace coffer::repo::b2 {
@@ -49,6 +50,8 @@ HttpConfig http_config(const B2Options& o) {
 }
 
 }  // namespace
+
+Error cancelled_error() { return Error{Errc::kCancelled, "interrupted", false}; }
 
 B2Status parse_status(const HttpResponse& r) {
   json j = parse_json(r.body);
@@ -130,10 +133,17 @@ HttpResponse B2Api::send_authorize() {
   for (unsigned attempt = 1;; ++attempt) {
     r = http_.perform(req);
     count(TxClass::kC, r);
-    if (!transient(r) || attempt >= options_.attempts)
+    if (!transient(r))
       break;
+    if (attempt >= options_.attempts) {
+      http_.retries_exhausted(r);
+      break;
+    }
     ++retries_;
-    backoff(attempt, r);
+    if (!backoff(attempt, r)) {
+      r.cancelled = r.permanent = true;
+      break;
+    }
   }
   std::fill(req.headers[0].begin(), req.headers[0].end(), '\0');
   return r;
@@ -141,6 +151,10 @@ HttpResponse B2Api::send_authorize() {
 
 Result<AuthInfo> B2Api::authorize_locked() {
   HttpResponse r = send_authorize();
+  if (r.cancelled)
+    return fail(cancelled_error());
+  if (r.short_circuited)  // not remembered: the network may come back
+    return fail(Errc::kIo, "B2 authorization failed: " + options_.endpoint + ": " + r.error);
   if (r.permanent) {  // TLS trust or a bad URL: remembered, like a wrong key
     auth_failed_ =
         Error{Errc::kIo, "B2 authorization failed: " + options_.endpoint + ": " + r.error};
@@ -233,6 +247,8 @@ Result<HttpResponse> B2Api::execute(const std::string& op, TxClass cls,
     COFFER_ASSIGN_OR_RETURN(AuthInfo a, auth());
     HttpRequest req = build(a);
     r = http_.perform(req);
+    if (r.cancelled)
+      return fail(cancelled_error());
     count(cls, r);
     if (req.sink != nullptr && r.status >= 200 && r.status < 300)
       bytes_down_ += r.bytes_received;
@@ -252,9 +268,11 @@ Result<HttpResponse> B2Api::execute(const std::string& op, TxClass cls,
     if (attempt >= options_.attempts)
       break;
     ++retries_;
-    backoff(attempt, r);
+    if (!backoff(attempt, r))
+      return fail(cancelled_error());
     ++attempt;
   }
+  http_.retries_exhausted(r);
   return fail(Errc::kIo, "B2 " + op + " failed after " + std::to_string(options_.attempts) +
                              " attempts: " + describe(r, token));
 }
@@ -275,14 +293,13 @@ Result<HttpResponse> B2Api::call(const std::string& op, TxClass cls, const json&
   return r;
 }
 
-void B2Api::backoff(unsigned attempt, const HttpResponse& r) const {
+bool B2Api::backoff(unsigned attempt, const HttpResponse& r) const {
   std::string after = r.header("retry-after");
   if (r.status == 429 && !after.empty()) {
     long seconds = std::clamp(std::strtol(after.c_str(), nullptr, 10), 0L, 600L);
-    std::this_thread::sleep_for(std::chrono::seconds(seconds));
-    return;
+    return sleep_unless_cancelled(std::chrono::seconds(seconds));
   }
-  http::backoff_sleep(options_.backoff, attempt, kBackoffCap);
+  return http::backoff_sleep(options_.backoff, attempt, kBackoffCap);
 }
 
 void B2Api::count(TxClass cls, const HttpResponse& r) {

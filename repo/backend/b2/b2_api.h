@@ -10,6 +10,8 @@
 // - 408, 429, 5xx and transport failures (refused, reset, timeout, truncated body): retried
 //   up to `attempts` times with exponential backoff and jitter (min(64 s, base * 2^n) *
 //   [0.5, 1.5)); a 429's Retry-After wins. Then kIo, not retryable, naming B2 and the cause.
+// - a cancel request (repo/core/cancel.h) ends a request or a backoff at once: kCancelled;
+// - while the client's circuit breaker is open (http_client.h), requests fail at once: kIo.
 // A failed authorization with a wrong key is remembered: later calls fail at once (no storm).
 //
 // Thread contract: every method is safe to call concurrently. Lock order: bucket_mutex_ before
@@ -61,6 +63,9 @@ std::string describe(const HttpResponse& r, std::string_view token = {});
 // Percent-encodes `name` for X-Bz-File-Name and download URLs (keeps A-Z a-z 0-9 - . _ ~ /).
 std::string encode_name(std::string_view name);
 
+// The error of a request stopped by a cancel request (kCancelled, "interrupted").
+Error cancelled_error();
+
 // Lower-case hex SHA-1 of `data`.
 std::string sha1_hex(ByteSpan data);
 
@@ -85,8 +90,9 @@ class B2Api {
   Result<HttpResponse> call(const std::string& op, TxClass cls, const nlohmann::json& body,
                             nlohmann::json* json);
 
-  // Waits the backoff before retry number `attempt` (1-based) after response `r`.
-  void backoff(unsigned attempt, const HttpResponse& r) const;
+  // Waits the backoff before retry number `attempt` (1-based) after response `r`; false if a
+  // cancel request cut it short.
+  [[nodiscard]] bool backoff(unsigned attempt, const HttpResponse& r) const;
   // Counts one request and, if it was answered (status 1..399), `units` of class `cls`.
   void count(TxClass cls, const HttpResponse& r);
   // Adds `units` transactions of class `cls` (list calls: one per 1000 names beyond the first).

@@ -1,9 +1,12 @@
 #include "repo/backend/b2/b2_backend.h"
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "repo/backend/b2/b2_api.h"
 #include "repo/backend/b2/b2_upload.h"
+#include "repo/core/cancel.h"
 #include "repo/core/log.h"
 
 namespace coffer::repo {
@@ -205,6 +208,9 @@ Result<void> B2Backend::save(const Handle& h, ByteSpan data) {
 }
 
 Result<void> B2Backend::remove(const Handle& h) {
+  std::optional<CancelShield> shield;  // an interrupted command still deletes its lock
+  if (h.kind == FileKind::kLock)
+    shield.emplace();
   const std::string name = object_name(h);
   auto found = delete_versions(name);
   if (!found && found.error().code == Errc::kAccessDenied) {

@@ -77,12 +77,15 @@ Result<void> upload_file(B2Api& api, UploadUrls& urls, const std::string& name, 
   const unsigned attempts = api.options().attempts;
   bool sha_retried = false;
   std::string last;
+  HttpResponse r;
   for (unsigned attempt = 1; attempt <= attempts; ++attempt) {
     std::optional<UploadUrl> u = urls.take();
     if (!u) {
       COFFER_ASSIGN_OR_RETURN(u, new_upload_url(api));
     }
-    HttpResponse r = api.http().perform(upload_request(*u, name, sha1, data));
+    r = api.http().perform(upload_request(*u, name, sha1, data));
+    if (r.cancelled)
+      return fail(cancelled_error());
     api.count(TxClass::kA, r);
     api.count_bytes(r.bytes_sent, 0);
     Next next = classify(r, sha1, sha_retried);
@@ -97,10 +100,12 @@ Result<void> upload_file(B2Api& api, UploadUrls& urls, const std::string& name, 
     }
     if (attempt < attempts) {
       api.count_retry();
-      if (attempt > 1 || r.status == 429)  // the first retry with a new URL is immediate
-        api.backoff(attempt - (r.status == 429 ? 0 : 1), r);
+      // The first retry with a new URL is immediate.
+      if ((attempt > 1 || r.status == 429) && !api.backoff(attempt - (r.status == 429 ? 0 : 1), r))
+        return fail(cancelled_error());
     }
   }
+  api.http().retries_exhausted(r);
   return fail(Errc::kIo, "B2 upload of " + name + " failed after " + std::to_string(attempts) +
                              " attempts: " + last);
 }

@@ -11,6 +11,8 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 
+#include "repo/core/cancel.h"
+
 namespace coffer::repo::http {
 namespace {
 
@@ -67,6 +69,20 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
   return size * n;
 }
 
+// Aborts the transfer (CURLE_ABORTED_BY_CALLBACK) once a cancel is requested.
+int on_progress(void* /*user*/, curl_off_t /*dltotal*/, curl_off_t /*dlnow*/,
+                curl_off_t /*ultotal*/, curl_off_t /*ulnow*/) {
+  return cancel_requested() ? 1 : 0;
+}
+
+HttpResponse cancelled_response() {
+  HttpResponse r;
+  r.error = "interrupted";
+  r.cancelled = true;
+  r.permanent = true;
+  return r;
+}
+
 // Stream mode: HTTP/2 with prior knowledge over the one relayed connection.
 void configure_stream(CURL* h, const std::string& socket_name) {
   curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE));
@@ -108,6 +124,8 @@ void configure(CURL* h, const HttpConfig& c, const HttpRequest& req, curl_slist*
   curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &on_progress);
   if (!c.username.empty() || !c.password.empty()) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(h, CURLOPT_USERNAME, c.username.c_str());
@@ -179,7 +197,8 @@ struct HttpClient::Pool {
   }
 };
 
-HttpClient::HttpClient(HttpConfig config) : config_(std::move(config)), pool_(new Pool) {
+HttpClient::HttpClient(HttpConfig config)
+    : config_(std::move(config)), pool_(new Pool), breaker_(config_.breaker) {
   global_init_once();
   pool_->limit = stream_mode() ? 1U : std::max(1U, config_.connections);
 }
@@ -187,7 +206,17 @@ HttpClient::HttpClient(HttpConfig config) : config_(std::move(config)), pool_(ne
 HttpClient::~HttpClient() = default;
 
 HttpResponse HttpClient::perform(const HttpRequest& req) {
+  if (cancel_requested())
+    return cancelled_response();
   HttpResponse resp;
+  if (!stream_mode()) {
+    if (auto refused = breaker_.refuse(CircuitBreaker::Clock::now(), cancel_shielded())) {
+      resp.error = std::move(*refused);
+      resp.permanent = true;
+      resp.short_circuited = true;
+      return resp;
+    }
+  }
   CURL* h = pool_->acquire();
   if (h == nullptr)
     h = curl_easy_init();
@@ -196,6 +225,22 @@ HttpResponse HttpClient::perform(const HttpRequest& req) {
     resp.error = "cannot create a curl handle";
     return resp;
   }
+  bool discard = transfer(h, req, resp);
+  pool_->release(h, discard);
+  if (resp.cancelled)
+    return cancelled_response();
+  if (!stream_mode() && (resp.connection_failed() || resp.status > 0))
+    breaker_.attempt_done(resp.connection_failed(), resp.error, CircuitBreaker::Clock::now());
+  return resp;
+}
+
+void HttpClient::retries_exhausted(const HttpResponse& last) {
+  if (!stream_mode() && last.connection_failed())
+    breaker_.retries_exhausted(CircuitBreaker::Clock::now());
+}
+
+// One exchange on handle `h`; returns whether the handle must be discarded.
+bool HttpClient::transfer(CURL* h, const HttpRequest& req, HttpResponse& resp) {
   curl_easy_reset(h);  // keeps the connection cache
   Slist headers;
   std::vector<std::string> lines = req.headers;
@@ -216,32 +261,37 @@ HttpResponse HttpClient::perform(const HttpRequest& req) {
   curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &sent);
   resp.bytes_sent = static_cast<std::uint64_t>(sent);
   resp.status = t.status;
-  if (rc != CURLE_OK)
-    resp.error = curl_easy_strerror(rc);
+  finish(rc, req, resp);
+  if (rc == CURLE_ABORTED_BY_CALLBACK)
+    return !stream_mode();  // the connection is mid-exchange
+  bool discard = !resp.error.empty() || resp.status == 408 || resp.status >= 500;
+  return discard && !stream_mode();  // stream mode: the one connection lives in this handle
+}
+
+// Sets the error fields of `resp` after curl returned `rc`.
+void HttpClient::finish(int rc, const HttpRequest& req, HttpResponse& resp) const {
+  auto code = static_cast<CURLcode>(rc);
+  if (code != CURLE_OK)
+    resp.error = curl_easy_strerror(code);
   else if (body_short(req, resp))
     resp.error = "the response body is shorter than its Content-Length";
-  resp.permanent = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-                   rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT;
-  if (rc != CURLE_OK && t.status == 0)
-    resp.status = 0;
-  if (stream_mode() && rc == CURLE_COULDNT_CONNECT) {
+  resp.cancelled = code == CURLE_ABORTED_BY_CALLBACK;
+  resp.permanent = code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+                   code == CURLE_UNSUPPORTED_PROTOCOL || code == CURLE_URL_MALFORMAT ||
+                   resp.cancelled;
+  if (stream_mode() && code == CURLE_COULDNT_CONNECT) {
     resp.error = "the connection to the server was lost";
     resp.permanent = true;  // stream mode has a single connection
   }
-  bool discard = !resp.error.empty() || resp.status == 408 || resp.status >= 500;
-  if (stream_mode())  // the one connection lives in this handle
-    discard = false;
-  pool_->release(h, discard);
-  return resp;
 }
 
-void backoff_sleep(std::chrono::milliseconds base, unsigned attempt,
+bool backoff_sleep(std::chrono::milliseconds base, unsigned attempt,
                    std::chrono::milliseconds cap) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_real_distribution<double> jitter(0.5, 1.5);
   auto step = base * (1LL << std::min(attempt == 0 ? 0U : attempt - 1, 16U));
   auto capped = std::min<std::chrono::milliseconds>(step, cap);
-  std::this_thread::sleep_for(
+  return sleep_unless_cancelled(
       std::chrono::duration<double, std::milli>(static_cast<double>(capped.count()) * jitter(rng)));
 }
 

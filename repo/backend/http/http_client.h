@@ -13,6 +13,15 @@
 // a single connection). Requests are serialized on one easy handle, which is never discarded
 // over an HTTP status; once the connection broke, every request fails (marked permanent).
 //
+// Cancellation (repo/core/cancel.h): once a cancel is requested, perform() sends nothing and a
+// running transfer is aborted from curl's progress callback (checked at least once a second);
+// the response comes back `cancelled`, and backoff_sleep() returns early.
+//
+// Circuit breaker (circuit_breaker.h): while the server is unreachable, perform() fails at once
+// with the last connection error, `short_circuited` and permanent. The callers' retry loops
+// report a request whose retries are spent with retries_exhausted(). A request made inside a
+// CancelShield (deleting the lock) may probe an open breaker once per trip. Not in stream mode.
+//
 // Thread contract: perform() is safe to call from any number of threads. Ownership: the
 // client owns its handles; a request's body and sink are borrowed for the call only.
 #pragma once
@@ -24,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "repo/backend/http/circuit_breaker.h"
 #include "repo/core/bytes.h"
 
 namespace coffer::repo::http {
@@ -41,6 +51,7 @@ struct HttpConfig {
   std::string username;  // HTTP basic auth when not empty (never logged)
   std::string password;
   std::string stream_socket;  // not empty: stream mode over this abstract Unix socket
+  BreakerConfig breaker;
 };
 
 struct HttpRequest {
@@ -57,15 +68,19 @@ HttpRequest make_request(std::string method, std::string url, std::vector<std::s
                          ByteSpan body = {});
 
 struct HttpResponse {
-  long status = 0;         // 0: the transfer failed (see error)
-  std::string error;       // transport error text ("" when the exchange completed)
-  bool permanent = false;  // the error cannot go away by retrying (TLS trust, bad URL)
+  long status = 0;               // 0: the transfer failed (see error)
+  std::string error;             // transport error text ("" when the exchange completed)
+  bool permanent = false;        // the error cannot go away by retrying (TLS trust, bad URL)
+  bool cancelled = false;        // a cancel request stopped it (also permanent)
+  bool short_circuited = false;  // not sent: the circuit breaker is open (also permanent)
   std::map<std::string, std::string> headers;  // lower-case names, of the final response
   Bytes body;                                  // the body unless it went to the request's sink
   std::uint64_t bytes_sent = 0;                // request body bytes that left this host
   std::uint64_t bytes_received = 0;            // response body bytes received
 
   [[nodiscard]] bool ok() const { return status >= 200 && status < 300 && error.empty(); }
+  // No HTTP answer arrived and retrying might help (refused, reset, timed out).
+  [[nodiscard]] bool connection_failed() const { return status == 0 && !permanent; }
   // The value of header `name` (lower case), or "".
   [[nodiscard]] std::string header(const std::string& name) const;
 };
@@ -81,18 +96,26 @@ class HttpClient {
   // reset, timeout, a body shorter than its Content-Length) come back with status 0 and
   // `error` set, or with the status and `error` set when the body broke off.
   HttpResponse perform(const HttpRequest& req);
+  // A caller's retries of a request are spent and `last` was its final answer; counts towards
+  // opening the circuit breaker if it was a connection failure.
+  void retries_exhausted(const HttpResponse& last);
 
   [[nodiscard]] const HttpConfig& config() const { return config_; }
   [[nodiscard]] bool stream_mode() const { return !config_.stream_socket.empty(); }
 
  private:
   struct Pool;
+  bool transfer(void* h, const HttpRequest& req, HttpResponse& resp);
+  void finish(int rc, const HttpRequest& req, HttpResponse& resp) const;
+
   HttpConfig config_;
   std::unique_ptr<Pool> pool_;
+  CircuitBreaker breaker_;
 };
 
 // Sleeps before retry number `attempt` (1 = the first retry): `base` doubled per attempt,
 // capped at `cap`, times a random factor in [0.5, 1.5) so that clients do not retry in step.
-void backoff_sleep(std::chrono::milliseconds base, unsigned attempt, std::chrono::milliseconds cap);
+// Returns false if a cancel request ended the sleep early (within about 50 ms).
+bool backoff_sleep(std::chrono::milliseconds base, unsigned attempt, std::chrono::milliseconds cap);
 
 }  // namespace coffer::repo::http

@@ -1,6 +1,7 @@
 #include "repo/backend/rest/rest_backend.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -9,6 +10,7 @@
 
 #include "repo/backend/http/http_client.h"
 #include "repo/core/bytes.h"
+#include "repo/core/cancel.h"
 #include "repo/core/log.h"
 
 namespace coffer::repo {
@@ -125,8 +127,8 @@ std::string RestBackend::url_of(const Handle& h) const {
   return options_.base_url + file_kind_dir(h.kind) + "/" + h.name;
 }
 
-void RestBackend::backoff(unsigned attempt) const {
-  http::backoff_sleep(options_.backoff, attempt, kBackoffCap);
+bool RestBackend::backoff(unsigned attempt) const {
+  return http::backoff_sleep(options_.backoff, attempt, kBackoffCap);
 }
 
 Result<HttpResponse> RestBackend::execute(const std::string& op, const HttpRequest& req) {
@@ -134,14 +136,18 @@ Result<HttpResponse> RestBackend::execute(const std::string& op, const HttpReque
   unsigned attempts = std::max(1U, options_.attempts);
   for (unsigned attempt = 1;; ++attempt) {
     r = http_->perform(req);
+    if (r.cancelled)
+      return fail(Errc::kCancelled, "interrupted");
     if (!transient(r))
       break;
     if (attempt >= attempts) {
+      http_->retries_exhausted(r);
       return fail(Errc::kIo, location() + ": " + op + " failed after " + std::to_string(attempts) +
                                  " attempts: " + describe(r));
     }
     log::debug(location() + ": " + op + ": " + describe(r) + "; retrying");
-    backoff(attempt);
+    if (!backoff(attempt))
+      return fail(Errc::kCancelled, "interrupted");
   }
   if (r.permanent)
     return fail(Errc::kIo, location() + ": " + op + ": " + describe(r));
@@ -279,6 +285,9 @@ Result<void> RestBackend::save(const Handle& h, ByteSpan data) {
 }
 
 Result<void> RestBackend::remove(const Handle& h) {
+  std::optional<CancelShield> shield;  // an interrupted command still deletes its lock
+  if (h.kind == FileKind::kLock)
+    shield.emplace();
   COFFER_ASSIGN_OR_RETURN(
       HttpResponse r, execute("remove " + h.path(), http::make_request("DELETE", url_of(h), {})));
   if (!r.ok())

@@ -7,7 +7,10 @@
 //
 // Transport failures, 5xx answers (other than 507) and 408/429 are retried with bounded
 // exponential backoff; then the call fails with kIo. 404 is kNotFound, 401/403 kAccessDenied,
-// 416 kCorrupt, 507 kIo "server out of space" (not retried). Messages name the location with
+// 416 kCorrupt, 507 kIo "server out of space" (not retried). A cancel request
+// (repo/core/cancel.h) ends a request or a backoff with kCancelled, except while removing a lock
+// file; while the server is unreachable the circuit breaker (http_client.h) fails requests at
+// once. Messages name the location with
 // any password replaced by "***"; credentials never reach a message or a log.
 //
 // save() checks with HEAD that the name does not exist yet (backend.h's contract); this costs
@@ -85,7 +88,8 @@ class RestBackend final : public WriteBackend {
                                    const http::HttpResponse& r) const;
   Result<void> list_names(FileKind kind, const http::HttpResponse& r,
                           const std::function<Result<void>(const FileInfo&)>& fn);
-  void backoff(unsigned attempt) const;
+  // False if a cancel request cut the wait short.
+  [[nodiscard]] bool backoff(unsigned attempt) const;
 
   RestOptions options_;
   std::unique_ptr<http::HttpClient> http_;

@@ -310,6 +310,7 @@ def run_request(emu, ex: Exchange, fn) -> None:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # TCP_NODELAY, as real servers: no 40 ms stall per reply on delayed ACKs
     server_version = "b2emu/1"
     timeout = 60
 
