@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -222,7 +223,16 @@ repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, 
                           repo::open_repository_at(
                               g.repo, [&g] { return resolve_password(g); }, options, backend));
   if (take_lock && !g.no_lock) {
-    COFFER_ASSIGN_OR_RETURN(r.lock, repo::RepoLock::acquire(*r.repo, false));
+    // restic's lock protocol waits 200 ms after writing the lock before it looks again; the
+    // index loads meanwhile (over B2 that saves the lock's round trips and the wait). Reading
+    // needs no lock yet: the command writes nothing before both have succeeded, and a lock
+    // conflict is reported before any error of the index.
+    auto locking =
+        std::async(std::launch::async, [&r] { return repo::RepoLock::acquire(*r.repo, false); });
+    repo::Result<void> loaded = load_index ? r.repo->load_index() : repo::Result<void>{};
+    COFFER_ASSIGN_OR_RETURN(r.lock, locking.get());
+    COFFER_TRY(loaded);
+    return r;
   }
   if (load_index)
     COFFER_TRY(r.repo->load_index());
