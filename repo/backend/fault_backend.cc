@@ -29,6 +29,33 @@ void FaultBackend::corrupt_byte(const Handle& h, std::uint64_t at) {
 }
 
 Result<Bytes> FaultBackend::load(const Handle& h, std::uint64_t offset, std::uint64_t length) {
+  COFFER_ASSIGN_OR_RETURN(std::vector<std::uint64_t> flips, before_load(h));
+  COFFER_ASSIGN_OR_RETURN(Bytes data, inner_->load(h, offset, length));
+  apply_flips(flips, offset, data);
+  return data;
+}
+
+Result<SharedBytes> FaultBackend::load_shared(const Handle& h, std::uint64_t offset,
+                                              std::uint64_t length) {
+  COFFER_ASSIGN_OR_RETURN(std::vector<std::uint64_t> flips, before_load(h));
+  if (flips.empty())
+    return inner_->load_shared(h, offset, length);
+  COFFER_ASSIGN_OR_RETURN(Bytes data, inner_->load(h, offset, length));  // a copy to flip
+  apply_flips(flips, offset, data);
+  auto owner = std::make_shared<const Bytes>(std::move(data));
+  ByteSpan bytes(*owner);
+  return SharedBytes{std::move(owner), bytes};
+}
+
+void FaultBackend::apply_flips(const std::vector<std::uint64_t>& flips, std::uint64_t offset,
+                               Bytes& data) {
+  for (std::uint64_t at : flips) {
+    if (at >= offset && at < offset + data.size())
+      data[at - offset] ^= std::byte{0x01};
+  }
+}
+
+Result<std::vector<std::uint64_t>> FaultBackend::before_load(const Handle& h) {
   ++load_calls_;
   delay();
   if (failing_loads_.fetch_sub(1) > 0) {
@@ -45,12 +72,7 @@ Result<Bytes> FaultBackend::load(const Handle& h, std::uint64_t offset, std::uin
         flips.push_back(at);
     }
   }
-  COFFER_ASSIGN_OR_RETURN(Bytes data, inner_->load(h, offset, length));
-  for (std::uint64_t at : flips) {
-    if (at >= offset && at < offset + data.size())
-      data[at - offset] ^= std::byte{0x01};
-  }
-  return data;
+  return flips;
 }
 
 Result<std::uint64_t> FaultBackend::stat(const Handle& h) {

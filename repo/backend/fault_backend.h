@@ -39,6 +39,9 @@ class FaultBackend final : public WriteBackend {
   [[nodiscard]] std::uint64_t load_calls() const { return load_calls_; }
 
   Result<Bytes> load(const Handle& h, std::uint64_t offset, std::uint64_t length) override;
+  // The same faults as load() (and counted as a load), over the inner backend's load_shared.
+  Result<SharedBytes> load_shared(const Handle& h, std::uint64_t offset,
+                                  std::uint64_t length) override;
   Result<std::uint64_t> stat(const Handle& h) override;
   Result<void> list(FileKind kind, const std::function<Result<void>(const FileInfo&)>& fn) override;
   [[nodiscard]] std::string location() const override { return "fault:" + inner_->location(); }
@@ -61,6 +64,11 @@ class FaultBackend final : public WriteBackend {
  private:
   friend class FaultPendingFile;
   void delay() const;
+  // Counts a load, waits the injected latency and applies injected failures; returns the
+  // offsets whose bytes to flip.
+  Result<std::vector<std::uint64_t>> before_load(const Handle& h);
+  static void apply_flips(const std::vector<std::uint64_t>& flips, std::uint64_t offset,
+                          Bytes& data);
   Result<void> injected_save_fault(const Handle& h);  // fail_saves bookkeeping
 
   std::unique_ptr<WriteBackend> inner_;

@@ -13,6 +13,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "repo/backend/fault_backend.h"
 #include "repo/backend/local/local_backend.h"
 #include "repo/backend/mem_backend.h"
 #include "repo/compress/zstd.h"
@@ -229,4 +230,32 @@ TEST_CASE("decode_blob_into equals decode_blob on every blob of restic's reposit
     if (std::string(name) == "v2")
       CHECK(compressed > 0);
   }
+}
+
+TEST_CASE("the fault backend's load_shared injects the same faults as load, once per call",
+          "[backend][direct][fault]") {
+  TempDir dir;
+  auto local = std::make_unique<LocalBackend>(dir.path() + "/repo");
+  REQUIRE(local->create());
+  Bytes data = noise(1 << 20, 11);
+  Handle h{FileKind::kPack, Id::hash(data).hex()};
+  REQUIRE(local->save(h, data));
+  FaultBackend fault(std::move(local));
+  auto clean = fault.load_shared(h, 4096, 512 << 10);
+  REQUIRE(clean);
+  CHECK(std::equal(clean->bytes.begin(), clean->bytes.end(), data.begin() + 4096));
+  CHECK(fault.load_calls() == 1);
+  fault.corrupt_byte(h, 5000);
+  auto flipped = fault.load_shared(h, 4096, 512 << 10);
+  REQUIRE(flipped);
+  CHECK(fault.load_calls() == 2);
+  CHECK(flipped->bytes[5000 - 4096] == (data[5000] ^ std::byte{0x01}));
+  CHECK(std::equal(flipped->bytes.begin() + 1000, flipped->bytes.end(), data.begin() + 5096));
+  fault.fail_next_loads(1);
+  auto failed = fault.load_shared(h, 0, 300000);
+  REQUIRE_FALSE(failed);
+  CHECK(failed.error().retryable);
+  fault.break_file(h);
+  CHECK_FALSE(fault.load_shared(h, 0, 300000));
+  CHECK(fault.load_calls() == 4);
 }
