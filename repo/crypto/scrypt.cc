@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <openssl/evp.h>
@@ -52,24 +53,45 @@ void block_mix(const Word* in, Word* out, std::uint32_t r) {
   }
 }
 
-// ROMix on one lane of 32r words, in place, with `v` of n·32r words as scratch.
-void ro_mix(Word* lane, std::uint32_t r, std::uint64_t n, Word* v) {
+// V[j] for a V that keeps only every `stride`-th entry: the stored V[j - j % stride] advanced
+// j % stride BlockMix steps, in `t0`/`t1`; returns a pointer to the result.
+const Word* v_entry(const Word* v, std::uint64_t j, std::uint32_t stride, std::uint32_t r, Word* t0,
+                    Word* t1) {
   const std::size_t words = 32 * static_cast<std::size_t>(r);
-  std::vector<Word> y(words);
+  const Word* cur = v + (j / stride) * words;
+  for (std::uint64_t s = j % stride; s > 0; --s) {
+    block_mix(cur, t0, r);
+    cur = t0;
+    std::swap(t0, t1);
+  }
+  return cur;
+}
+
+// ROMix on one lane of 32r words, in place, with `v` of ceil(n/stride)·32r words as scratch:
+// the time-memory trade-off keeps every stride-th V entry and recomputes the others.
+void ro_mix(Word* lane, std::uint32_t r, std::uint64_t n, std::uint32_t stride, Word* v) {
+  const std::size_t words = 32 * static_cast<std::size_t>(r);
+  std::vector<Word> scratch(3 * words);
   Word* x = lane;
+  Word* y = scratch.data();
   for (std::uint64_t i = 0; i < n; ++i) {
-    std::memcpy(v + i * words, x, words * sizeof(Word));
-    block_mix(x, y.data(), r);
-    std::memcpy(x, y.data(), words * sizeof(Word));
+    if (i % stride == 0)
+      std::memcpy(v + (i / stride) * words, x, words * sizeof(Word));
+    block_mix(x, y, r);
+    std::swap(x, y);
   }
-  const Word* last = x + (2 * r - 1) * 16;
+  Word* t0 = scratch.data() + words;
+  Word* t1 = scratch.data() + 2 * words;
   for (std::uint64_t i = 0; i < n; ++i) {
+    const Word* last = x + (2 * r - 1) * 16;
     std::uint64_t j = ((static_cast<std::uint64_t>(last[1]) << 32) | last[0]) & (n - 1);
-    const Word* vj = v + j * words;
+    const Word* vj = v_entry(v, j, stride, r, t0, t1);
     for (std::size_t k = 0; k < words; ++k) x[k] ^= vj[k];
-    block_mix(x, y.data(), r);
-    std::memcpy(x, y.data(), words * sizeof(Word));
+    block_mix(x, y, r);
+    std::swap(x, y);
   }
+  if (x != lane)
+    std::memcpy(lane, x, words * sizeof(Word));
 }
 
 void load_words(const unsigned char* in, Word* out, std::size_t count) {
@@ -93,19 +115,23 @@ bool pbkdf2(std::string_view password, const unsigned char* salt, std::size_t sa
 // Runs ROMix on lanes claimed from `next` until none is left; claims none when the scratch
 // memory cannot be allocated.
 void run_lanes(std::vector<Word>& lanes, std::uint32_t r, std::uint64_t n, std::uint32_t p,
-               std::atomic<std::uint32_t>& next) {
+               std::uint32_t stride, std::atomic<std::uint32_t>& next) {
   const std::size_t words = 32 * static_cast<std::size_t>(r);
-  std::unique_ptr<Word[]> v(new (std::nothrow) Word[n * words]);
+  const std::uint64_t entries = (n + stride - 1) / stride;
+  std::unique_ptr<Word[]> v(new (std::nothrow) Word[entries * words]);
   if (!v)
     return;
-  for (std::uint32_t i = next++; i < p; i = next++) ro_mix(lanes.data() + i * words, r, n, v.get());
+  for (std::uint32_t i = next++; i < p; i = next++)
+    ro_mix(lanes.data() + i * words, r, n, stride, v.get());
 }
 
 }  // namespace
 
 Result<void> scrypt_parallel(std::string_view password, std::span<const std::byte> salt,
                              std::uint64_t n, std::uint32_t r, std::uint32_t p,
-                             std::span<std::byte> out, unsigned max_threads) {
+                             std::span<std::byte> out, unsigned max_threads,
+                             std::uint32_t v_stride) {
+  const std::uint32_t stride = std::max<std::uint32_t>(v_stride, 1);
   const std::size_t words = 32 * static_cast<std::size_t>(r);
   std::vector<unsigned char> b(words * 4 * p);
   auto* salt_bytes = reinterpret_cast<const unsigned char*>(salt.data());
@@ -120,8 +146,8 @@ Result<void> scrypt_parallel(std::string_view password, std::span<const std::byt
   {
     std::vector<std::jthread> helpers;
     for (unsigned t = 1; t < threads; ++t)
-      helpers.emplace_back([&] { run_lanes(lanes, r, n, p, next); });
-    run_lanes(lanes, r, n, p, next);
+      helpers.emplace_back([&] { run_lanes(lanes, r, n, p, stride, next); });
+    run_lanes(lanes, r, n, p, stride, next);
   }
   // A thread that could not allocate its scratch memory took no lane, and one that could
   // went on until every lane was done: lanes are left only when no thread could allocate.
