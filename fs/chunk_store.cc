@@ -66,8 +66,15 @@ repo::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const repo::Repositor
     options.prefetch_budget = std::max<std::uint64_t>(options.mem_budget / (local ? 4 : 2), 1);
   }
   options.prefetch_budget = std::min(options.prefetch_budget, options.mem_budget / 2);
-  if (options.fetch_threads == 0)
-    options.fetch_threads = 2 * std::max(1U, repo.backend().properties().max_connections);
+  if (options.fetch_threads == 0) {
+    // Over a network, two threads per connection keep every connection busy. A local disk
+    // needs only a short queue of 2 MiB reads, and more threads only switch more (cold read
+    // of 1 GiB, 4 runs each: 16 threads ~930 MB/s, 4-6 threads ~990).
+    repo::BackendProperties p = repo.backend().properties();
+    unsigned remote = 2 * std::max(1U, p.max_connections);
+    unsigned local = std::max(4U, 2 * std::thread::hardware_concurrency());
+    options.fetch_threads = p.local ? std::min(local, remote) : remote;
+  }
   std::unique_ptr<ChunkStore> store(new ChunkStore(repo, std::move(options)));
   const ChunkStoreOptions& o = store->options_;
   if (!o.disk_dir.empty() && o.disk_budget > 0) {

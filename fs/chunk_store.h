@@ -55,10 +55,10 @@ namespace coffer::fs {
 inline constexpr std::uint64_t kAutoPrefetch = ~std::uint64_t{0};
 
 struct ChunkStoreOptions {
-  std::uint64_t mem_budget = 96ULL << 20;     // --cache-mem: RAM cache of decoded chunks
-  std::uint64_t disk_budget = 4ULL << 30;     // --cache-size: hard cap of the disk cache
-  std::string disk_dir;                       // <cache base>/<repo id>/chunks; "" = none
-  unsigned fetch_threads = 0;                 // 0 = 2 × backend max_connections
+  std::uint64_t mem_budget = 96ULL << 20;  // --cache-mem: RAM cache of decoded chunks
+  std::uint64_t disk_budget = 4ULL << 30;  // --cache-size: hard cap of the disk cache
+  std::string disk_dir;                    // <cache base>/<repo id>/chunks; "" = none
+  unsigned fetch_threads = 0;  // 0 = 2 × backend max_connections (local: 2 × cores, >= 4)
   std::chrono::milliseconds deadline{30000};  // per get(), retries included
   // Bytes of read-ahead a sequential reader may have queued or in flight; 0 turns
   // prefetching off. kAutoPrefetch: mem_budget / 4, or / 2 over a backend that is not

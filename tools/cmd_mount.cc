@@ -50,7 +50,7 @@ struct MountCmdOptions {
   double refresh_seconds = 60;
   unsigned threads = 16;
   std::string prefetch;        // "" = automatic (a quarter or half of --cache-mem)
-  unsigned fetch_threads = 0;  // 0 = automatic (twice the backend's connections)
+  unsigned fetch_threads = 0;  // 0 = automatic (twice the connections; local: twice the cores)
 };
 
 // "123", "64K", "512M", "4G", "1T" (powers of 1024; "KB", "KiB" and the like also work).
@@ -272,7 +272,8 @@ Command add_mount_command(CLI::App& app, const GlobalOptions& g) {
                   "half for remote repositories; "
                   "0 turns prefetching off)");
   sub->add_option("--fetch-threads", o->fetch_threads,
-                  "concurrent backend reads (default twice the backend's connections)")
+                  "concurrent backend reads (default twice the backend's connections; for a local "
+                  "repository twice the cores, at least 4)")
       ->check(CLI::Range(1, 256));
   return Command{sub, [&g, o] { return run(g, *o); }};
 }
