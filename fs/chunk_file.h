@@ -7,7 +7,7 @@
 // SEEK_DATA/SEEK_HOLE and st_blocks, and read_file() fills them with zeros without IO.
 //
 // ReadStream is the state of one open file (or inode): a read starting within
-// [last_end − 1 MiB, last_end + 2 MiB] of the previous one is sequential, and each
+// [last_end − 4 MiB, last_end + 4 MiB] of the previous one is sequential, and each
 // sequential read doubles the prefetch depth 1 → 2 → 4 … (4 → 8 … for a stream that starts
 // at offset 0) up to `max_chunks` chunks or
 // `max_bytes` ahead; any other read resets it. The first read at offset 0 counts as
