@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <set>
 
@@ -95,18 +96,23 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<ReadBackend
   repo->backend_ = std::move(backend);
   repo->writable_ = dynamic_cast<WriteBackend*>(repo->backend_.get());
   repo->options_ = options;
-  Handle config_handle{FileKind::kConfig, "config"};
-  auto config_size = repo->backend_->stat(config_handle);
-  if (!config_size) {
-    if (config_size.error().code == Errc::kNotFound) {
+  // The config (one load) and the key (a listing, a load, then scrypt) are fetched at once:
+  // over a remote backend that saves two round trips of every command.
+  ReadBackend* backend_ptr = repo->backend_.get();
+  auto config_load = std::async(std::launch::async, [backend_ptr] {
+    return backend_ptr->load(Handle{FileKind::kConfig, "config"}, 0, 0);
+  });
+  auto keyed = repo->open_key(password);
+  Result<Bytes> sealed = config_load.get();
+  if (!sealed) {
+    if (sealed.error().code == Errc::kNotFound) {
       return fail(Errc::kNoRepository,
                   "there is no repository at " + repo->backend_->location() + " (no config file)");
     }
-    return fail(config_size.error().with_context("opening repository"));
+    return fail(sealed.error().with_context("opening repository"));
   }
-  COFFER_TRY(repo->open_key(password));
-  COFFER_ASSIGN_OR_RETURN(Bytes sealed, repo->backend_->load(config_handle, 0, 0));
-  auto plain = open_sealed(repo->key_, sealed);
+  COFFER_TRY(keyed);
+  auto plain = open_sealed(repo->key_, *sealed);
   if (!plain)
     return fail(Errc::kCorrupt, "config file or key damaged: " + plain.error().message);
   auto config = parse_config(as_chars(*plain));
