@@ -3,6 +3,7 @@
 #include "repo/crypto/scrypt.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cstring>
@@ -12,11 +13,77 @@
 #include <vector>
 
 #include <openssl/evp.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace coffer::repo {
 namespace {
 
 using Word = std::uint32_t;
+
+#if defined(__SSE2__)
+// Salsa20/8 on SSE2 registers. Every 16-word block is kept in the diagonal order below
+// (set up once by load_words, undone by store_words), so that one register holds four words
+// that a quarter-round step updates together and a round needs only three shuffles.
+constexpr bool kDiagonal = true;
+// Registers: (x0 x5 x10 x15) (x4 x9 x14 x3) (x8 x13 x2 x7) (x12 x1 x6 x11).
+constexpr std::array<int, 16> kOrder = {0, 5, 10, 15, 4, 9, 14, 3, 8, 13, 2, 7, 12, 1, 6, 11};
+
+inline __m128i rotl(__m128i v, int n) {
+  return _mm_or_si128(_mm_slli_epi32(v, n), _mm_srli_epi32(v, 32 - n));
+}
+
+// x = x + 8 rounds of Salsa20 over x (four registers in the diagonal order).
+inline void salsa20_8(__m128i& x0, __m128i& x1, __m128i& x2, __m128i& x3) {
+  const __m128i y0 = x0, y1 = x1, y2 = x2, y3 = x3;
+  for (int i = 0; i < 8; i += 2) {
+    x1 = _mm_xor_si128(x1, rotl(_mm_add_epi32(x0, x3), 7));  // columns
+    x2 = _mm_xor_si128(x2, rotl(_mm_add_epi32(x1, x0), 9));
+    x3 = _mm_xor_si128(x3, rotl(_mm_add_epi32(x2, x1), 13));
+    x0 = _mm_xor_si128(x0, rotl(_mm_add_epi32(x3, x2), 18));
+    x1 = _mm_shuffle_epi32(x1, 0x93);
+    x2 = _mm_shuffle_epi32(x2, 0x4E);
+    x3 = _mm_shuffle_epi32(x3, 0x39);
+    x3 = _mm_xor_si128(x3, rotl(_mm_add_epi32(x0, x1), 7));  // rows
+    x2 = _mm_xor_si128(x2, rotl(_mm_add_epi32(x3, x0), 9));
+    x1 = _mm_xor_si128(x1, rotl(_mm_add_epi32(x2, x3), 13));
+    x0 = _mm_xor_si128(x0, rotl(_mm_add_epi32(x1, x2), 18));
+    x1 = _mm_shuffle_epi32(x1, 0x39);
+    x2 = _mm_shuffle_epi32(x2, 0x4E);
+    x3 = _mm_shuffle_epi32(x3, 0x93);
+  }
+  x0 = _mm_add_epi32(x0, y0);
+  x1 = _mm_add_epi32(x1, y1);
+  x2 = _mm_add_epi32(x2, y2);
+  x3 = _mm_add_epi32(x3, y3);
+}
+
+inline __m128i load4(const Word* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); }
+inline void store4(Word* p, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), v); }
+
+// out = BlockMix(in) over 2r blocks of 16 words; `in` and `out` do not overlap.
+void block_mix(const Word* in, Word* out, std::uint32_t r) {
+  const Word* last = in + (2 * r - 1) * 16;
+  __m128i x0 = load4(last), x1 = load4(last + 4), x2 = load4(last + 8), x3 = load4(last + 12);
+  for (std::uint32_t i = 0; i < 2 * r; ++i) {
+    const Word* b = in + i * 16;
+    x0 = _mm_xor_si128(x0, load4(b));
+    x1 = _mm_xor_si128(x1, load4(b + 4));
+    x2 = _mm_xor_si128(x2, load4(b + 8));
+    x3 = _mm_xor_si128(x3, load4(b + 12));
+    salsa20_8(x0, x1, x2, x3);
+    // Even blocks go to the first half, odd ones to the second.
+    Word* o = out + ((i / 2) + (i % 2) * r) * 16;
+    store4(o, x0);
+    store4(o + 4, x1);
+    store4(o + 8, x2);
+    store4(o + 12, x3);
+  }
+}
+#else
+constexpr bool kDiagonal = false;
+constexpr std::array<int, 16> kOrder = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
 
 // The Salsa20/8 core: b = b + 8 rounds of Salsa20 over b (16 words).
 void salsa20_8(Word* b) {
@@ -52,6 +119,11 @@ void block_mix(const Word* in, Word* out, std::uint32_t r) {
     std::memcpy(out + ((i / 2) + (i % 2) * r) * 16, x, sizeof x);
   }
 }
+#endif
+
+// Where word 1 of a block lies in the order blocks are kept in (Integerify reads words 0, 1).
+constexpr int kWord1 = kDiagonal ? 13 : 1;
+static_assert(kOrder[0] == 0 && kOrder[kWord1] == 1);
 
 // V[j] for a V that keeps only every `stride`-th entry: the stored V[j - j % stride] advanced
 // j % stride BlockMix steps, in `t0`/`t1`; returns a pointer to the result.
@@ -84,7 +156,7 @@ void ro_mix(Word* lane, std::uint32_t r, std::uint64_t n, std::uint32_t stride, 
   Word* t1 = scratch.data() + 2 * words;
   for (std::uint64_t i = 0; i < n; ++i) {
     const Word* last = x + (2 * r - 1) * 16;
-    std::uint64_t j = ((static_cast<std::uint64_t>(last[1]) << 32) | last[0]) & (n - 1);
+    std::uint64_t j = ((static_cast<std::uint64_t>(last[kWord1]) << 32) | last[0]) & (n - 1);
     const Word* vj = v_entry(v, j, stride, r, t0, t1);
     for (std::size_t k = 0; k < words; ++k) x[k] ^= vj[k];
     block_mix(x, y, r);
@@ -94,14 +166,19 @@ void ro_mix(Word* lane, std::uint32_t r, std::uint64_t n, std::uint32_t stride, 
     std::memcpy(lane, x, words * sizeof(Word));
 }
 
+// Little-endian bytes to words, each 16-word block in the order block_mix keeps (kOrder).
 void load_words(const unsigned char* in, Word* out, std::size_t count) {
-  for (std::size_t i = 0; i < count; ++i, in += 4)
-    out[i] = Word{in[0]} | Word{in[1]} << 8 | Word{in[2]} << 16 | Word{in[3]} << 24;
+  for (std::size_t i = 0; i < count; ++i) {
+    const unsigned char* w = in + 4 * ((i & ~std::size_t{15}) + kOrder[i & 15]);
+    out[i] = Word{w[0]} | Word{w[1]} << 8 | Word{w[2]} << 16 | Word{w[3]} << 24;
+  }
 }
 
+// The inverse of load_words.
 void store_words(const Word* in, unsigned char* out, std::size_t count) {
-  for (std::size_t i = 0; i < count; ++i, out += 4) {
-    for (int k = 0; k < 4; ++k) out[k] = static_cast<unsigned char>(in[i] >> (8 * k));
+  for (std::size_t i = 0; i < count; ++i) {
+    unsigned char* w = out + 4 * ((i & ~std::size_t{15}) + kOrder[i & 15]);
+    for (int k = 0; k < 4; ++k) w[k] = static_cast<unsigned char>(in[i] >> (8 * k));
   }
 }
 
