@@ -35,26 +35,6 @@ Bytes noise(std::size_t n, unsigned seed) {
   return b;
 }
 
-// Drops the file's clean pages from the page cache; false if some stay resident (a file
-// system whose pages cannot be dropped, such as tmpfs).
-bool drop_cached(const std::string& path, std::size_t size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  REQUIRE(fd >= 0);
-  ::fdatasync(fd);
-  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-  void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-  REQUIRE(map != MAP_FAILED);
-  std::vector<unsigned char> resident((size + 4095) / 4096);
-  REQUIRE(::mincore(map, size, resident.data()) == 0);
-  ::munmap(map, size);
-  ::close(fd);
-  for (unsigned char r : resident) {
-    if (r & 1)
-      return false;
-  }
-  return true;
-}
-
 std::size_t resident_pages(const std::string& path, std::size_t size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   REQUIRE(fd >= 0);
@@ -67,6 +47,17 @@ std::size_t resident_pages(const std::string& path, std::size_t size) {
   std::size_t n = 0;
   for (unsigned char r : resident) n += r & 1;
   return n;
+}
+
+// Drops the file's clean pages from the page cache; false if some stay resident (a file
+// system whose pages cannot be dropped, such as tmpfs).
+bool drop_cached(const std::string& path, std::size_t size) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+  return resident_pages(path, size) == 0;
 }
 
 std::unique_ptr<Repository> open_golden(const TempDir& dir, const std::string& name) {
