@@ -60,7 +60,14 @@ class RepoLock {
 
  private:
   explicit RepoLock(const Repository& repo) : repo_(repo) {}
-  Result<Id> write_lock_file();
+  struct SealedLock {
+    Id id;
+    Bytes bytes;
+  };
+  Result<SealedLock> seal_lock_file();  // the lock file of info_ (time set to now)
+  Result<void> save_lock_file(const SealedLock& lock);
+  Result<Id> write_lock_file();  // seal_lock_file + save_lock_file
+  void release_file();           // removes current_'s file, if any; current_ becomes zero
   void refresh_loop(const std::stop_token& stop);
 
   const Repository& repo_;  // outlives the lock

@@ -1,6 +1,7 @@
 #include "repo/lock.h"
 
 #include <filesystem>
+#include <fstream>
 
 #include <catch2/catch.hpp>
 
@@ -53,6 +54,7 @@ TEST_CASE("locks exclude each other as restic's do and are removed on release", 
     REQUIRE_FALSE(exclusive);
     REQUIRE(exclusive.error().code == Errc::kLocked);
     REQUIRE(exclusive.error().message.find("PID") != std::string::npos);
+    REQUIRE(lock_files(path) == 2);  // the refused lock's own file is gone again
   }
   REQUIRE(lock_files(path) == 0);
   {
@@ -62,6 +64,24 @@ TEST_CASE("locks exclude each other as restic's do and are removed on release", 
     REQUIRE_FALSE(shared);
     REQUIRE(shared.error().code == Errc::kLocked);
     REQUIRE(shared.error().message.find("exclusively") != std::string::npos);
+    REQUIRE(lock_files(path) == 1);
   }
   REQUIRE(lock_files(path) == 0);
+}
+
+TEST_CASE("an empty lock file blocks nothing, as in restic 0.15.1+", "[lock]") {
+  coffer::test::TempDir tmp;
+  std::string path = coffer::test::copy_golden_repo(tmp, "v2");
+  std::filesystem::create_directories(path + "/locks");
+  const std::string empty = path + "/locks/" + std::string(64, 'a');
+  { std::ofstream(empty).flush(); }
+  auto repo =
+      Repository::open(std::make_unique<LocalBackend>(path), coffer::test::kGoldenPassword, {});
+  REQUIRE(repo);
+  {
+    auto exclusive = RepoLock::acquire(**repo, true);
+    REQUIRE(exclusive);
+    REQUIRE(lock_files(path) == 2);
+  }
+  REQUIRE(lock_files(path) == 1);  // the empty one, left alone
 }
