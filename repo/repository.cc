@@ -98,9 +98,14 @@ Result<std::unique_ptr<Repository>> Repository::open(std::unique_ptr<ReadBackend
   repo->options_ = options;
   // The config (one load) and the key (a listing, a load, then scrypt) are fetched at once:
   // over a remote backend that saves two round trips of every command.
+  // A writing command's backend also gets ready for writes meanwhile.
   ReadBackend* backend_ptr = repo->backend_.get();
-  auto config_load = std::async(std::launch::async, [backend_ptr] {
-    return backend_ptr->load(Handle{FileKind::kConfig, "config"}, 0, 0);
+  WriteBackend* preparing = options.prepare_writes ? repo->writable_ : nullptr;
+  auto config_load = std::async(std::launch::async, [backend_ptr, preparing] {
+    auto config = backend_ptr->load(Handle{FileKind::kConfig, "config"}, 0, 0);
+    if (config && preparing != nullptr)
+      preparing->prepare_writes();
+    return config;
   });
   auto keyed = repo->open_key(password);
   Result<Bytes> sealed = config_load.get();

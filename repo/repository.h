@@ -37,6 +37,9 @@ struct Config {
 struct OpenOptions {
   std::string cache_dir;  // base cache directory; "" = $XDG_CACHE_HOME/coffer or ~/.cache/coffer
   bool no_cache = false;  // keep the index in memory only
+  // The command will write (a lock at least): the backend prepares while the key is derived
+  // (WriteBackend::prepare_writes).
+  bool prepare_writes = false;
 };
 
 struct SnapshotEntry {

@@ -217,6 +217,7 @@ repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, 
   repo::OpenOptions options;
   options.cache_dir = g.cache_dir;
   options.no_cache = g.no_cache;
+  options.prepare_writes = take_lock && !g.no_lock;
   OpenRepo r;
   COFFER_ASSIGN_OR_RETURN(auto backend, backend_options(g));
   COFFER_ASSIGN_OR_RETURN(r.repo,

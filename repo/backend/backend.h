@@ -152,6 +152,10 @@ class WriteBackend : public ReadBackend {
   // Creates the empty layout (directories, buckets). Errors: kIo, kInvalidArgument if a
   // repository already exists there.
   virtual Result<void> create() = 0;
+
+  // A hint that writes follow soon: the backend may get ready for them now (B2 fetches an
+  // upload URL). Failures are not reported here; the first write meets them again.
+  virtual void prepare_writes() {}
 };
 
 }  // namespace coffer::repo

@@ -59,6 +59,7 @@ class FaultBackend final : public WriteBackend {
   Result<std::unique_ptr<PendingFile>> begin_file(FileKind kind) override;
   Result<void> remove(const Handle& h) override;
   Result<void> create() override { return inner_->create(); }
+  void prepare_writes() override { inner_->prepare_writes(); }
   [[nodiscard]] std::optional<BackendUsage> usage() const override { return inner_->usage(); }
 
  private:

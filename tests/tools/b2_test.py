@@ -277,6 +277,31 @@ class RoundTripTest(B2Case):
         for t in trees:
             self.assertEqual(os.stat(t).st_mode & 0o777, 0o600, t)
 
+    def test_a_lock_goes_with_one_call_and_with_every_version(self):
+        """A lock stored in one attempt is deleted by the fileId its upload returned: one
+        b2_delete_file_version and no listing. A lock whose upload was retried after B2 had
+        stored it has two versions, and both go (else the older one would show again)."""
+        repo = self.base_repo()
+
+        def locks():
+            return [f for f in self.ctl.get("/state")["files"] if f["fileName"].startswith("base/repo/locks/")]
+
+        self.ctl.post("/counters/reset")
+        self.ok(repo, "snapshots")
+        ops = self.ops()
+        self.assertEqual(ops.count("b2_upload_file"), 1, ops)
+        self.assertEqual(ops.count("b2_delete_file_version"), 1, ops)
+        self.assertNotIn("b2_list_file_versions", ops)
+        self.assertEqual(locks(), [])
+        self.ctl.post("/counters/reset")
+        self.ctl.fault("b2_upload_file", {"type": "error", "status": 503, "when": "after"}, count=1)
+        self.ok(repo, "snapshots")
+        ops = self.ops()
+        self.assertEqual(ops.count("b2_upload_file"), 2, ops)
+        self.assertIn("b2_list_file_versions", ops)
+        self.assertEqual(ops.count("b2_delete_file_version"), 2, ops)
+        self.assertEqual(locks(), [])
+
     def test_counters_match_the_emulator(self):
         repo = self.base_repo()
         res = self.ok(repo, "-v", "restore", "latest", "--target", self.ws.fresh("restore"))

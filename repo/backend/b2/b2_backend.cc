@@ -204,14 +204,38 @@ Result<void> B2Backend::list_prefix(FileKind kind, const std::string& prefix,
 }
 
 Result<void> B2Backend::save(const Handle& h, ByteSpan data) {
-  return b2::upload_file(*api_, *uploads_, object_name(h), data);
+  const std::string name = object_name(h);
+  COFFER_ASSIGN_OR_RETURN(std::string file_id, b2::upload_file(*api_, *uploads_, name, data));
+  if (h.kind == FileKind::kLock && !file_id.empty()) {
+    std::scoped_lock guard(own_locks_mutex_);
+    own_locks_[name] = file_id;
+  }
+  return {};
 }
+
+void B2Backend::prepare_writes() { b2::prepare_upload_url(*api_, *uploads_); }
 
 Result<void> B2Backend::remove(const Handle& h) {
   std::optional<CancelShield> shield;  // an interrupted command still deletes its lock
   if (h.kind == FileKind::kLock)
     shield.emplace();
   const std::string name = object_name(h);
+  std::string own_id;
+  if (h.kind == FileKind::kLock) {
+    std::scoped_lock guard(own_locks_mutex_);
+    if (auto it = own_locks_.find(name); it != own_locks_.end()) {
+      own_id = it->second;
+      own_locks_.erase(it);
+    }
+  }
+  if (!own_id.empty()) {
+    json del = {{"fileName", name}, {"fileId", own_id}};
+    auto d = api_->call("b2_delete_file_version", TxClass::kA, del, nullptr);
+    if (d && d->ok())
+      return {};
+    // Anything else (no permission to delete, a version gone meanwhile, a failed call) takes
+    // the general path below, which also reports it.
+  }
   auto found = delete_versions(name);
   if (!found && found.error().code == Errc::kAccessDenied) {
     if (!warned_hide_.exchange(true))

@@ -7,7 +7,8 @@
 // b2_get_upload_url, one URL per upload in flight, with the SHA-1 of the body; loads and stat
 // by name on the download URL (ranged GET, HEAD); lists with paginated b2_list_file_names;
 // remove deletes every version (b2_list_file_versions + b2_delete_file_version), falling back
-// to b2_hide_file when the key may not delete. Retries follow b2-api.md §8 (see b2_api.h).
+// to b2_hide_file when the key may not delete; a lock file this backend stored itself is
+// deleted by the fileId its upload returned. Retries follow b2-api.md §8 (see b2_api.h).
 // Nothing is sent before the first call, so constructing the backend is cheap and offline.
 //
 // save() does not check whether the name exists already (that would cost a call per file):
@@ -25,7 +26,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "repo/backend/backend.h"
@@ -80,6 +83,7 @@ class B2Backend final : public WriteBackend {
 
   Result<void> save(const Handle& h, ByteSpan data) override;
   Result<void> remove(const Handle& h) override;
+  void prepare_writes() override;  // one upload URL into the pool
   // Checks that the bucket exists and holds no config under the prefix (B2 has no folders).
   Result<void> create() override;
 
@@ -100,6 +104,11 @@ class B2Backend final : public WriteBackend {
   std::unique_ptr<b2::B2Api> api_;  // refers to options_
   std::unique_ptr<b2::UploadUrls> uploads_;
   std::atomic<bool> warned_hide_{false};  // the "hiding instead of deleting" warning was shown
+  // Lock files this backend stored in one attempt, by object name: their only version's
+  // fileId, so releasing a lock is one b2_delete_file_version instead of a listing and a
+  // delete (lock names are hashes of unique contents, so nobody else stores that name).
+  std::mutex own_locks_mutex_;
+  std::map<std::string, std::string> own_locks_;
 };
 
 }  // namespace coffer::repo

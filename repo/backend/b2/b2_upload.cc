@@ -72,7 +72,14 @@ void UploadUrls::give(UploadUrl u) {
   idle_.push_back(std::move(u));
 }
 
-Result<void> upload_file(B2Api& api, UploadUrls& urls, const std::string& name, ByteSpan data) {
+void prepare_upload_url(B2Api& api, UploadUrls& urls) {
+  auto u = new_upload_url(api);
+  if (u)
+    urls.give(std::move(*u));
+}
+
+Result<std::string> upload_file(B2Api& api, UploadUrls& urls, const std::string& name,
+                                ByteSpan data) {
   const std::string sha1 = sha1_hex(data);
   const unsigned attempts = api.options().attempts;
   bool sha_retried = false;
@@ -92,7 +99,11 @@ Result<void> upload_file(B2Api& api, UploadUrls& urls, const std::string& name, 
     last = r.ok() ? "the stored SHA-1 differs from the data's" : describe(r, u->token);
     if (next == Next::kDone) {
       urls.give(std::move(*u));
-      return {};
+      if (attempt > 1)
+        return std::string();
+      const json reply = json::parse(r.body.begin(), r.body.end(), nullptr, false);
+      const auto id = reply.is_object() ? reply.find("fileId") : reply.end();
+      return id != reply.end() && id->is_string() ? id->get<std::string>() : std::string();
     }
     if (next == Next::kFatal) {
       Errc code = r.status == 403 ? Errc::kAccessDenied : Errc::kIo;

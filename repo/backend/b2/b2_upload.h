@@ -30,11 +30,19 @@ class UploadUrls {
   std::vector<UploadUrl> idle_;
 };
 
+// Puts one fresh upload URL into `urls`, if B2 gives one (failures are left to the next
+// upload, which asks again).
+void prepare_upload_url(B2Api& api, UploadUrls& urls);
+
 // Stores `data` as `name` in the bucket. A failed attempt (transport error, 408, 5xx, 401,
 // a token in use, a SHA-1 mismatch) drops its URL and retries with a fresh one, backing off
 // from the second retry on; 429 waits Retry-After. Gives up after options().attempts tries.
 // Errors: kAccessDenied (403, or b2_get_upload_url refused), kIo (not retryable: gave up, or a
 // permanent 400 such as a bad name).
-Result<void> upload_file(B2Api& api, UploadUrls& urls, const std::string& name, ByteSpan data);
+// Returns B2's fileId of the new version when the first attempt stored it, so the file has
+// exactly this one version if its name is new; "" after a retry (an attempt that seemed to
+// fail may have stored another version).
+Result<std::string> upload_file(B2Api& api, UploadUrls& urls, const std::string& name,
+                                ByteSpan data);
 
 }  // namespace coffer::repo::b2
