@@ -18,8 +18,7 @@ struct RestoreCmdOptions {
   bool verify = false;
 };
 
-repo::Result<int> run(const GlobalOptions& g, const RestoreCmdOptions& o) {
-  COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g));
+repo::Result<int> restore(const GlobalOptions& g, const RestoreCmdOptions& o, OpenRepo& r) {
   auto colon = o.snapshot.find(':');
   std::string name = o.snapshot.substr(0, colon);
   COFFER_ASSIGN_OR_RETURN(auto entry, repo::find_snapshot(*r, name, o.filter));
@@ -31,6 +30,7 @@ repo::Result<int> run(const GlobalOptions& g, const RestoreCmdOptions& o) {
   options.verify = o.verify;
   options.progress = !g.quiet && !g.json && ::isatty(STDERR_FILENO) != 0;
   options.cancel = &interrupted();
+  options.before_writing = [&r] { return r.await_lock(); };
   if (!g.quiet && !g.json) {
     out_line(fmt::format("restoring snapshot {} to {}", entry.id.short_hex(), o.target));
   }
@@ -51,6 +51,19 @@ repo::Result<int> run(const GlobalOptions& g, const RestoreCmdOptions& o) {
                          stats.bytes, stats.errors));
   }
   return stats.errors > 0 ? kExitPartial : kExitOk;
+}
+
+repo::Result<int> run(const GlobalOptions& g, const RestoreCmdOptions& o) {
+  // The lock is taken while the snapshot is found and its trees are walked.
+  COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g, true, true, LockWait::kDeferred));
+  auto done = restore(g, o, r);
+  if (!done) {
+    // A lock conflict explains more than what failed while it was being looked for.
+    auto locked = r.await_lock();
+    if (!locked && done.error().code != repo::Errc::kCancelled)
+      return repo::fail(locked.error());
+  }
+  return done;
 }
 
 }  // namespace

@@ -213,7 +213,15 @@ void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f) {
   cmd.add_option("--path", f.paths, "only snapshots that include this path (repeatable: all)");
 }
 
-repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, bool take_lock) {
+repo::Result<void> OpenRepo::await_lock() {
+  if (!locking.valid())
+    return {};
+  COFFER_ASSIGN_OR_RETURN(lock, locking.get());
+  return {};
+}
+
+repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, bool take_lock,
+                                       LockWait wait) {
   repo::OpenOptions options;
   options.cache_dir = g.cache_dir;
   options.no_cache = g.no_cache;
@@ -228,10 +236,12 @@ repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, 
     // index loads meanwhile (over B2 that saves the lock's round trips and the wait). Reading
     // needs no lock yet: the command writes nothing before both have succeeded, and a lock
     // conflict is reported before any error of the index.
-    auto locking =
-        std::async(std::launch::async, [&r] { return repo::RepoLock::acquire(*r.repo, false); });
+    repo::Repository* repository = r.repo.get();
+    r.locking = std::async(std::launch::async,
+                           [repository] { return repo::RepoLock::acquire(*repository, false); });
     repo::Result<void> loaded = load_index ? r.repo->load_index() : repo::Result<void>{};
-    COFFER_ASSIGN_OR_RETURN(r.lock, locking.get());
+    if (wait == LockWait::kHeld || !loaded)
+      COFFER_TRY(r.await_lock());
     COFFER_TRY(loaded);
     return r;
   }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,18 +55,28 @@ void add_global_options(CLI::App& app, GlobalOptions& g);
 void add_filter_options(CLI::App& cmd, repo::SnapshotFilter& f);
 
 // An open repository and, unless --no-lock, the non-exclusive lock read commands hold
-// (released first on destruction: members are destroyed in reverse order).
+// (released first on destruction: members are destroyed in reverse order, so a lock still
+// being taken is waited for and released before the repository goes).
 struct OpenRepo {
   std::unique_ptr<repo::Repository> repo;
   std::unique_ptr<repo::RepoLock> lock;
+  std::future<repo::Result<std::unique_ptr<repo::RepoLock>>> locking;  // kDeferred only
   repo::Repository* operator->() const { return repo.get(); }
   repo::Repository& operator*() const { return *repo; }
+  // Waits for a lock open_repository left pending (a no-op otherwise). Errors: as
+  // RepoLock::acquire (kLocked, ...).
+  repo::Result<void> await_lock();
 };
+
+// When open_repository returns relative to its lock. kDeferred is for commands that read
+// more of the repository before they write anywhere (restore walks its trees while
+// restic's lock protocol waits): they must call OpenRepo::await_lock() before writing.
+enum class LockWait { kHeld, kDeferred };
 
 // Opens the repository named by `g`, takes a non-exclusive lock (unless g.no_lock or
 // !take_lock) and loads its index. Errors carry the exit-code class.
 repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index = true,
-                                       bool take_lock = true);
+                                       bool take_lock = true, LockWait wait = LockWait::kHeld);
 
 // The password as every command gets it: --password-file, --password-command,
 // COFFER_PASSWORD/RESTIC_PASSWORD, else the terminal (or one line of stdin).

@@ -306,7 +306,6 @@ Result<RestoreStats> restore_snapshot(const Repository& repo, const Snapshot& sn
                           PathFilter::create(options.includes, options.excludes));
   const unsigned workers = options.workers != 0 ? options.workers : default_workers(repo);
   const std::string target = clean_target(options.target);
-  COFFER_TRY(restore_detail::make_dirs(target));
   restore_detail::PlanInput in{&repo,   snapshot.tree, options.subpath, target,
                                &filter, workers,       options.cancel};
   const auto t0 = std::chrono::steady_clock::now();
@@ -316,6 +315,9 @@ Result<RestoreStats> restore_snapshot(const Repository& repo, const Snapshot& sn
                                 std::chrono::steady_clock::now() - t0)
                                 .count()) +
              " ms");
+  if (options.before_writing)
+    COFFER_TRY(options.before_writing());
+  COFFER_TRY(restore_detail::make_dirs(target));
   restore_detail::Restorer restorer(repo, plan, options, workers);
   return restorer.run();
 }

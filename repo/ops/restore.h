@@ -50,6 +50,9 @@ struct RestoreOptions {
   bool verify = false;                // re-read each restored file and check every chunk's SHA-256
   bool progress = false;  // one updating status line on stderr, only when stderr is a TTY
   const std::atomic<bool>* cancel = nullptr;  // set to true to stop soon (kCancelled)
+  // Called once after the trees are walked and before anything is written to the target;
+  // an error ends the restore with that error. The CLI waits here for its repository lock.
+  std::function<Result<void>()> before_writing;
   // Worker threads; 0 = 2 * backend max_connections (at least 2; for a local backend at
   // most max(4, 2 * CPUs)).
   unsigned workers = 0;

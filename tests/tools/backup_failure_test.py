@@ -204,6 +204,14 @@ class BadInputTest(Base):
         res = repo.coffer("backup", F.small)
         self.assertEqual(res.rc, 11, res.describe())
         self.assertEqual(len(os.listdir(os.path.join(repo.path, "snapshots"))), 1)
+        # restore walks the trees while its lock is taken, but writes nothing before it is held;
+        # the conflict is what it reports, also over an error found meanwhile.
+        target = F.ws.path("locked-restore")
+        for spec in ("latest", "latest:/no/such/path"):
+            res = repo.coffer("restore", spec, "--target", target)
+            self.assertEqual(res.rc, 11, res.describe())
+            self.assertIn(b"locked", res.err)
+            self.assertFalse(os.path.exists(target), "restore wrote before its lock was held")
         repo.restic("unlock", "--remove-all")
         B.coffer_backup(repo, F.small)
 
