@@ -9,6 +9,8 @@ RamCache::Segment& RamCache::segment(Kind kind) {
   switch (kind) {
     case Kind::kScan:
       return scan_;
+    case Kind::kScanRead:
+      return scan_read_;
     case Kind::kProbation:
       return probation_;
     case Kind::kProtected:
@@ -29,6 +31,9 @@ ChunkRef RamCache::find(const repo::Id& id, Touch touch) {
     move(it, Kind::kProtected);
     while (protected_.bytes > protected_cap_ && protected_.list.size() > 1)
       move(std::prev(protected_.list.end()), Kind::kProbation);
+  } else if (it->kind == Kind::kScan) {
+    it->seen = true;
+    move(it, Kind::kScanRead);
   } else {
     it->seen = true;
     seg.list.splice(seg.list.begin(), seg.list, it);
@@ -52,15 +57,29 @@ void RamCache::insert(const repo::Id& id, ChunkRef chunk, bool scan) {
   seg.bytes += chunk->size();
   seg.list.push_front(Entry{id, std::move(chunk), kind});
   map_.emplace(id, seg.list.begin());
-  while (scan_.bytes > scan_cap_ && scan_.list.size() > 1) evict_last(scan_);
-  while (scan_.bytes + probation_.bytes + protected_.bytes > budget_) {
-    evict_last(!scan_.list.empty() ? scan_ : !probation_.list.empty() ? probation_ : protected_);
+  while (scan_.bytes + scan_read_.bytes > scan_cap_) {
+    if (!scan_read_.list.empty())
+      evict_last(scan_read_);
+    else if (scan_.list.size() > 1)
+      evict_last(scan_);
+    else
+      break;
+  }
+  while (bytes_locked() > budget_) {
+    evict_last(!scan_read_.list.empty()   ? scan_read_
+               : !scan_.list.empty()      ? scan_
+               : !probation_.list.empty() ? probation_
+                                          : protected_);
   }
 }
 
 std::uint64_t RamCache::bytes() const {
   std::scoped_lock lock(mutex_);
-  return scan_.bytes + probation_.bytes + protected_.bytes;
+  return bytes_locked();
+}
+
+std::uint64_t RamCache::bytes_locked() const {
+  return scan_.bytes + scan_read_.bytes + probation_.bytes + protected_.bytes;
 }
 
 void RamCache::move(List::iterator it, Kind to) {

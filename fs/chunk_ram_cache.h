@@ -2,7 +2,10 @@
 //
 // New chunks enter the probation segment, or the scan segment when a sequential stream
 // fetched them ahead of its reader (the kernel's page cache keeps what such a reader read, so
-// these need only outlive the read: the scan segment holds at most half the budget). A
+// these need only outlive the read: the scan segment holds at most half the budget). Within
+// the scan segment, chunks already read go first, least recently read first; chunks not yet
+// read go only after them, oldest first. (Refreshing recency alone would evict the chunks a
+// slow reader has not reached yet, which it then fetches again, one round trip each.) A
 // chunk found again by a "reuse" access (not the first access after it arrived, and not a
 // sequential stream slicing its current chunk) moves to the protected segment, which holds
 // at most 3/4 of the budget; its overflow is demoted to probation. Eviction takes the scan
@@ -51,7 +54,7 @@ class RamCache {
   [[nodiscard]] std::uint64_t budget() const { return budget_; }
 
  private:
-  enum class Kind { kScan, kProbation, kProtected };
+  enum class Kind { kScan, kScanRead, kProbation, kProtected };
   struct Entry {
     repo::Id id;
     ChunkRef chunk;
@@ -67,12 +70,15 @@ class RamCache {
   Segment& segment(Kind kind);
   void move(List::iterator it, Kind to);  // to the front of segment `to`
   void evict_last(Segment& seg);
+  [[nodiscard]] std::uint64_t bytes_locked() const;  // REQUIRES: mutex_ held
 
   const std::uint64_t budget_;
   const std::uint64_t protected_cap_;
   const std::uint64_t scan_cap_;
   mutable std::mutex mutex_;  // guards everything below
-  Segment scan_, probation_, protected_;
+  // scan_: fetched ahead, not read yet; scan_read_: fetched ahead and read since. Together
+  // they are the scan segment (at most scan_cap_ bytes).
+  Segment scan_, scan_read_, probation_, protected_;
   std::unordered_map<repo::Id, List::iterator, repo::IdHash> map_;
 };
 

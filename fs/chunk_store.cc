@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "repo/chunker/chunker.h"
 #include "repo/core/log.h"
 
 namespace coffer::fs {
@@ -59,13 +60,17 @@ ChunkStore::ChunkStore(const repo::Repository& repo, ChunkStoreOptions options)
 repo::Result<std::unique_ptr<ChunkStore>> ChunkStore::open(const repo::Repository& repo,
                                                            ChunkStoreOptions options) {
   // Prefetched chunks wait for their reader in the RAM cache's scan segment (half the
-  // budget): more in flight than that would be evicted before it is read.
+  // budget), beside the chunks the reader is in (two of the largest, at most): more ahead
+  // than fits there is evicted before it is read, and fetched again.
   // Over a network, keeping a pipe of round trips full takes more bytes in flight.
   if (options.prefetch_budget == kAutoPrefetch) {
     bool local = repo.backend().properties().local;
     options.prefetch_budget = std::max<std::uint64_t>(options.mem_budget / (local ? 4 : 2), 1);
   }
-  options.prefetch_budget = std::min(options.prefetch_budget, options.mem_budget / 2);
+  const std::uint64_t scan = options.mem_budget / 2;
+  const std::uint64_t reading = 2 * repo::kChunkMaxSize;
+  options.prefetch_budget =
+      std::min(options.prefetch_budget, scan > 2 * reading ? scan - reading : scan / 2);
   if (options.fetch_threads == 0) {
     // Over a network, two threads per connection keep every connection busy. A local disk
     // needs only a short queue of 2 MiB reads, and more threads only switch more (cold read

@@ -60,9 +60,11 @@ struct ChunkStoreOptions {
   std::string disk_dir;                    // <cache base>/<repo id>/chunks; "" = none
   unsigned fetch_threads = 0;  // 0 = 2 × backend max_connections (local: 2 × cores, >= 4)
   std::chrono::milliseconds deadline{30000};  // per get(), retries included
-  // Bytes of read-ahead a sequential reader may have queued or in flight; 0 turns
-  // prefetching off. kAutoPrefetch: mem_budget / 4, or / 2 over a backend that is not
-  // local. At most mem_budget / 2 (what the RAM cache keeps of chunks fetched ahead).
+  // Bytes of read-ahead a sequential reader may have queued or in flight, and how far ahead
+  // of it the prefetch window reaches; 0 turns prefetching off. kAutoPrefetch: mem_budget /
+  // 4, or / 2 over a backend that is not local. At most mem_budget / 2 (what the RAM cache
+  // keeps of chunks fetched ahead) less two of the largest chunks (those being read); at
+  // most mem_budget / 4 when mem_budget is 64 MiB or less.
   std::uint64_t prefetch_budget = kAutoPrefetch;
   std::uint64_t max_gap = 256ULL << 10;       // coalesce blobs at most this far apart
   std::uint64_t max_read = 16ULL << 20;       // longest single ranged read

@@ -40,6 +40,30 @@ TEST_CASE("RamCache: chunks fetched ahead use at most half the budget", "[ram_ca
   CHECK(cache.contains(id_of(29)));  // the newest ones
 }
 
+TEST_CASE("RamCache: a slow reader's chunks fetched ahead outlive the ones it has read",
+          "[ram_cache]") {
+  // Scan segment of 500 bytes. The reader is in chunk 0 and has read 1 and 2 is next: 0..4
+  // arrived, 0 and 1 were read (0 re-read last, as a reader slicing its chunk does).
+  RamCache cache(1000);
+  for (int i = 0; i < 5; ++i) cache.insert(id_of(i), chunk(100), /*scan=*/true);
+  CHECK(cache.find(id_of(1), Touch::kScan));
+  CHECK(cache.find(id_of(0), Touch::kScan));
+  CHECK(cache.find(id_of(0), Touch::kScan));
+  // Two more arrive: the two chunks read go, the least recently read (1) first; every chunk
+  // not yet read stays, although the reads made 0 and 1 more recent than them.
+  cache.insert(id_of(5), chunk(100), /*scan=*/true);
+  CHECK_FALSE(cache.contains(id_of(1)));
+  CHECK(cache.contains(id_of(0)));
+  cache.insert(id_of(6), chunk(100), /*scan=*/true);
+  CHECK_FALSE(cache.contains(id_of(0)));
+  for (int i = 2; i < 7; ++i) CHECK(cache.contains(id_of(i)));
+  // With nothing read left, the oldest chunk not yet read goes.
+  cache.insert(id_of(7), chunk(100), /*scan=*/true);
+  CHECK_FALSE(cache.contains(id_of(2)));
+  for (int i = 3; i < 8; ++i) CHECK(cache.contains(id_of(i)));
+  CHECK(cache.bytes() == 500);
+}
+
 TEST_CASE("RamCache promotes re-used chunks and protects them from scans", "[ram_cache]") {
   RamCache cache(1000);
   cache.insert(id_of(1), chunk(100));

@@ -407,11 +407,13 @@ class TreeTest(MountBase):
         finally:
             os.close(fd)
 
-    def run_foreground(self, mp, extra_env, body, *args) -> bytes:
-        """Runs `coffer -v mount mp *args` in the foreground, calls body() once mounted, unmounts
-        and returns the daemon's stderr (its statistics at unmount)."""
-        env = dict(F.repo.env, COFFER_CACHE_DIR=F.ws.fresh("fg-cache"), **extra_env)
-        proc = subprocess.Popen([E.COFFER_BIN, "-v", "-r", F.repo.path, "--password-file",
+    def run_foreground(self, mp, extra_env, body, *args, repo=None, global_args=()) -> bytes:
+        """Runs `coffer -v [global_args] mount mp *args` on `repo` (default F.repo) in the
+        foreground, calls body() once mounted, unmounts and returns the daemon's stderr (its
+        statistics at unmount)."""
+        repo = repo or F.repo
+        env = dict(repo.env, COFFER_CACHE_DIR=F.ws.fresh("fg-cache"), **extra_env)
+        proc = subprocess.Popen([E.COFFER_BIN, "-v", *global_args, "-r", repo.path, "--password-file",
                                  F.ws.pwfile, "mount", mp, *args], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -463,6 +465,36 @@ class TreeTest(MountBase):
         gets, ram, fetched = (int(x) for x in m.groups())
         self.assertEqual(fetched, 2, err)  # chunk 1 once, chunk 2 once
         self.assertGreaterEqual(ram, 2, err)  # the later reads of chunk 2
+
+    def test_a_slow_sequential_reader_gets_each_chunk_fetched_once(self):
+        """A reader slower than the backend (a local repository made to count as remote, no disk
+        cache, a small --cache-mem): the chunks fetched ahead wait in RAM until it reaches them.
+        Before, reading a chunk made it newer than those fetched ahead of it, so they were the
+        ones evicted, and each was fetched a second time when the reader got there."""
+        base = F.ws.path("slow-src")
+        os.makedirs(base)
+        data = random.Random(11).randbytes(40 * E.MiB)
+        with open(os.path.join(base, "slow.bin"), "wb") as f:
+            f.write(data)
+        repo = E.ResticRepo(F.ws, "slow-repo").init()
+        sid = repo.backup(["slow.bin"], HOST, cwd=base)
+        chunks = len(repo.node(sid, "/slow.bin")["content"])
+        mp = self.mountpoint()
+        got = []
+
+        def body():
+            with open(os.path.join(self.snap_dir(mp, sid), "slow.bin"), "rb", buffering=0) as f:
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+                while block := f.read(E.MiB):
+                    got.append(block)
+                    time.sleep(0.03)
+
+        err = self.run_foreground(mp, {"COFFER_DEBUG_LATENCY_MS": "2"}, body, "--cache-mem", "24M",
+                                  repo=repo, global_args=("--no-cache",))
+        self.assertEqual(hashlib.sha256(b"".join(got)).digest(), hashlib.sha256(data).digest())
+        m = re.search(rb"mount: (\d+) reads of chunks, (\d+) from RAM, (\d+) fetched", err)
+        self.assertIsNotNone(m, err)
+        self.assertEqual(int(m.group(3)), chunks, err)
 
     def test_the_disk_chunk_cache_serves_a_remount_without_the_packs(self):
         """The on-disk chunk cache (used for repositories that are not local; the latency knob
