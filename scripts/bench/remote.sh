@@ -123,10 +123,22 @@ main() {
 
   if [[ $(id -u) == 0 && -e /dev/fuse ]]; then
     log "sequential read of big.bin through coffer mount (no disk cache)"
-    coffer_b2 --no-cache mount --daemon "$MNT"
+    # In the foreground with -v, so its statistics (chunks fetched, RAM hits, ranged reads)
+    # are printed when it is unmounted.
+    "$COFFER_BIN" -v -r b2:coffer-bench:repo --password-file "$PW" --no-cache mount "$MNT" \
+      2>"$WORK/mount.log" &
+    local mount_pid=$! waited=0
+    until mountpoint -q "$MNT"; do
+      sleep 0.1
+      if ((++waited > 300)) || ! kill -0 "$mount_pid" 2>/dev/null; then
+        cat "$WORK/mount.log" >&2; echo "coffer mount did not start" >&2; exit 1
+      fi
+    done
     s=$(timed dd if="$MNT/snapshots/latest/remote-src/big.bin" of=/dev/null bs=1M status=none)
     mnt=$(mbps "$BIG_MIB" "$s"); echo "  $s s, $mnt MB/s"
     fusermount3 -u "$MNT"
+    wait "$mount_pid"
+    grep -E '^(coffer: )?mount:' "$WORK/mount.log" | sed 's/^/  /' || true
   fi
 
   log "B2 calls of an unchanged nightly re-run"
