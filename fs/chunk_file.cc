@@ -117,11 +117,12 @@ ReadStream::Plan ReadStream::on_read(const FileChunks& file, std::uint64_t offse
     bytes += file.chunk(target).size;
     ++target;
   }
-  // Refill only when less than half of the window is still outstanding (or the window
-  // reaches EOF and cannot grow), so prefetches are issued in large batches that coalesce
-  // into few ranged reads.
+  // Refill only when less than three quarters of the window are still outstanding (or the
+  // window reaches EOF and cannot grow), so prefetches are issued in batches that coalesce
+  // into few ranged reads, while the reader stays far enough behind the fetches. (Refilling
+  // at half left a remote mount, 30 ms a request, at 75 MB/s; at three quarters, 82-94.)
   std::size_t from = std::max(last, issued_until_);
-  bool refill = (from - last) * 2 < target - last || target == file.chunk_count();
+  bool refill = (from - last) * 4 < (target - last) * 3 || target == file.chunk_count();
   if (target > from && refill) {
     plan.ahead_first = from;
     plan.ahead_last = target;

@@ -11,8 +11,8 @@
 // sequential read doubles the prefetch depth 1 → 2 → 4 … (4 → 8 … for a stream that starts
 // at offset 0) up to `max_chunks` chunks or
 // `max_bytes` ahead; any other read resets it. The first read at offset 0 counts as
-// sequential. The window is refilled only when less than half of it is still outstanding,
-// so prefetches are few and large (and coalesce into few ranged reads).
+// sequential. The window is refilled only when less than three quarters of it are still
+// outstanding, so prefetches come in batches (and coalesce into few ranged reads).
 //
 // Thread contract: FileChunks is immutable after build() and safe to share. ReadStream is
 // safe to use from several threads at once (an internal mutex guards its state; it is not

@@ -210,7 +210,8 @@ void ChunkStore::enqueue(std::vector<repo::PackedBlob> blobs) {
       if (it != slots_.end() && it->second->demanded)
         job->urgent = true;
     }
-    if (!job->urgent && prefetch_in_flight_ + job->bytes > options_.prefetch_budget) {
+    if (!job->urgent && prefetch_in_flight_ + job->bytes >
+                            options_.prefetch_budget + options_.prefetch_budget / 4) {
       ++counters_->prefetch_dropped;
       for (const repo::PackedBlob& b : range.blobs) slots_.erase(b.id);
       continue;

@@ -13,7 +13,9 @@
 // Every chunk has at most one fetch in flight however many threads want it (single-flight
 // slots). Demand fetches jump the queue; prefetches are low priority, may use at most 3/4
 // of the threads, and are dropped (never blocked on) when the bytes of prefetch reads queued,
-// in flight or read but not yet decoded would exceed `prefetch_budget`. Memory is bounded by the
+// in flight or read but not yet decoded would exceed 5/4 of `prefetch_budget` (the margin is
+// for reads still in flight behind the furthest READ, from which a reader's window is counted,
+// and for the gaps inside ranged reads). Memory is bounded by the
 // RAM budget, the prefetch budget, and the chunks callers hold.
 //
 // Errors of get(): kNotFound (the blob is in no index, or its pack vanished; after one
