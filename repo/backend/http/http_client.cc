@@ -26,6 +26,9 @@ struct SlistFree {
 };
 using Slist = std::unique_ptr<curl_slist, SlistFree>;
 
+// The largest body reserved up front from its Content-Length.
+constexpr std::uint64_t kMaxReserve = 64ULL << 20;
+
 // What the curl callbacks of one transfer write into.
 struct Transfer {
   HttpResponse* resp = nullptr;
@@ -64,6 +67,16 @@ std::size_t on_body(char* data, std::size_t size, std::size_t n, void* user) {
   const auto* bytes = reinterpret_cast<const std::byte*>(data);
   Bytes& out =
       (t->sink != nullptr && t->status >= 200 && t->status < 300) ? *t->sink : t->resp->body;
+  if (out.empty()) {
+    // The whole body at once (a pack range of several MiB would otherwise grow by doubling,
+    // copying it and holding up to twice its size), within reason for what a server claims.
+    auto length = t->resp->headers.find("content-length");
+    if (length != t->resp->headers.end()) {
+      std::uint64_t expected = std::strtoull(length->second.c_str(), nullptr, 10);
+      if (expected <= kMaxReserve)
+        out.reserve(static_cast<std::size_t>(expected));
+    }
+  }
   out.insert(out.end(), bytes, bytes + size * n);
   t->resp->bytes_received += size * n;
   return size * n;
