@@ -3,7 +3,7 @@
 //
 // b2: takes the key id and key from COFFER_B2_ACCOUNT_ID / COFFER_B2_ACCOUNT_KEY, else
 // B2_ACCOUNT_ID / B2_ACCOUNT_KEY (never from the command line), and these options (`-o`, or
-// the environment variable beside them; an option wins): b2.connections (default 8),
+// the environment variable beside them; an option wins): b2.connections (default 10),
 // b2.endpoint (COFFER_B2_ENDPOINT; an http:// endpoint is allowed only here, for emulators),
 // b2.ca-file (COFFER_B2_CA_FILE), b2.retries (attempts per request, default 8),
 // b2.backoff-ms (first backoff step, default 1000), b2.timeout (seconds per request, 120).

@@ -47,7 +47,7 @@ TEST_CASE("b2 locations parse bucket and prefix", "[b2]") {
   auto nested = open_backend("b2:bucket-one:/some/repo/");
   REQUIRE(nested);
   CHECK((*nested)->location() == "b2:bucket-one:some/repo");
-  CHECK((*nested)->properties().max_connections == 8);
+  CHECK((*nested)->properties().max_connections == 10);
   for (const char* bad : {"b2:", "b2:short", "b2:bad_name!", "b2:bucket-one:a//b",
                           "b2:bucket-one:../x", "b2:bucket-one:a/./b"}) {
     auto r = open_backend(bad);

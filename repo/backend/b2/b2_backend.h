@@ -43,7 +43,7 @@ struct B2Options {
   std::string endpoint = "https://api.backblazeb2.com";
   bool endpoint_overridden = false;         // only then may the endpoint and B2's URLs be http://
   std::string ca_file;                      // "" = the system store
-  unsigned connections = 8;                 // HTTP connections (and upload URLs) in flight
+  unsigned connections = 10;                // HTTP connections (and upload URLs) in flight
   unsigned attempts = 8;                    // tries of one request before giving up
   std::chrono::milliseconds backoff{1000};  // first backoff step (doubles, capped at 64 s)
   long timeout_s = 120;                     // per-request deadline (plus a size term)
