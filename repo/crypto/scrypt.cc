@@ -34,21 +34,24 @@ inline __m128i rotl(__m128i v, int n) {
   return _mm_or_si128(_mm_slli_epi32(v, n), _mm_srli_epi32(v, 32 - n));
 }
 
+// One half of a double round: the columns are (x0, a, x2, b) = (x0, x1, x2, x3); the rows,
+// after the shuffles, are the same steps with x1 and x3 swapped.
+inline void half_round(__m128i& x0, __m128i& a, __m128i& x2, __m128i& b) {
+  a = _mm_xor_si128(a, rotl(_mm_add_epi32(x0, b), 7));
+  x2 = _mm_xor_si128(x2, rotl(_mm_add_epi32(a, x0), 9));
+  b = _mm_xor_si128(b, rotl(_mm_add_epi32(x2, a), 13));
+  x0 = _mm_xor_si128(x0, rotl(_mm_add_epi32(b, x2), 18));
+}
+
 // x = x + 8 rounds of Salsa20 over x (four registers in the diagonal order).
 inline void salsa20_8(__m128i& x0, __m128i& x1, __m128i& x2, __m128i& x3) {
   const __m128i y0 = x0, y1 = x1, y2 = x2, y3 = x3;
   for (int i = 0; i < 8; i += 2) {
-    x1 = _mm_xor_si128(x1, rotl(_mm_add_epi32(x0, x3), 7));  // columns
-    x2 = _mm_xor_si128(x2, rotl(_mm_add_epi32(x1, x0), 9));
-    x3 = _mm_xor_si128(x3, rotl(_mm_add_epi32(x2, x1), 13));
-    x0 = _mm_xor_si128(x0, rotl(_mm_add_epi32(x3, x2), 18));
+    half_round(x0, x1, x2, x3);  // columns
     x1 = _mm_shuffle_epi32(x1, 0x93);
     x2 = _mm_shuffle_epi32(x2, 0x4E);
     x3 = _mm_shuffle_epi32(x3, 0x39);
-    x3 = _mm_xor_si128(x3, rotl(_mm_add_epi32(x0, x1), 7));  // rows
-    x2 = _mm_xor_si128(x2, rotl(_mm_add_epi32(x3, x0), 9));
-    x1 = _mm_xor_si128(x1, rotl(_mm_add_epi32(x2, x3), 13));
-    x0 = _mm_xor_si128(x0, rotl(_mm_add_epi32(x1, x2), 18));
+    half_round(x0, x3, x2, x1);  // rows
     x1 = _mm_shuffle_epi32(x1, 0x39);
     x2 = _mm_shuffle_epi32(x2, 0x4E);
     x3 = _mm_shuffle_epi32(x3, 0x93);

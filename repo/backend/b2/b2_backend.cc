@@ -229,9 +229,8 @@ Result<void> B2Backend::remove(const Handle& h) {
     }
   }
   if (!own_id.empty()) {
-    json del = {{"fileName", name}, {"fileId", own_id}};
-    auto d = api_->call("b2_delete_file_version", TxClass::kA, del, nullptr);
-    if (d && d->ok())
+    auto deleted = delete_version(name, own_id);
+    if (deleted && *deleted)
       return {};
     // Anything else (no permission to delete, a version gone meanwhile, a failed call) takes
     // the general path below, which also reports it.
@@ -266,16 +265,23 @@ Result<bool> B2Backend::delete_versions(const std::string& name) {
       if (f.value("fileName", "") != name)
         continue;
       found = true;
-      json del = {{"fileName", name}, {"fileId", f.value("fileId", "")}};
-      COFFER_ASSIGN_OR_RETURN(HttpResponse d,
-                              api_->call("b2_delete_file_version", TxClass::kA, del, nullptr));
-      if (!d.ok() && b2::parse_status(d).code != "file_not_present")
-        return fail(Errc::kIo, "B2 b2_delete_file_version " + name + ": " + b2::describe(d));
+      COFFER_TRY(delete_version(name, f.value("fileId", "")));
     }
     if (reply.value("nextFileName", json(nullptr)) != json(name))
       return found;
     body["startFileId"] = reply.value("nextFileId", json(nullptr));
   }
+}
+
+Result<bool> B2Backend::delete_version(const std::string& name, const std::string& file_id) {
+  json body = {{"fileName", name}, {"fileId", file_id}};
+  COFFER_ASSIGN_OR_RETURN(HttpResponse r,
+                          api_->call("b2_delete_file_version", TxClass::kA, body, nullptr));
+  if (r.ok())
+    return true;
+  if (b2::parse_status(r).code == "file_not_present")
+    return false;
+  return fail(Errc::kIo, "B2 b2_delete_file_version " + name + ": " + b2::describe(r));
 }
 
 Result<void> B2Backend::hide(const std::string& name) {

@@ -98,6 +98,8 @@ class B2Backend final : public WriteBackend {
                            const std::function<Result<void>(const FileInfo&)>& fn);
   Result<Bytes> load_once(const Handle& h, std::uint64_t offset, std::uint64_t length);
   Result<bool> delete_versions(const std::string& name);
+  // Deletes one version: true, or false if B2 says it is not there (file_not_present).
+  Result<bool> delete_version(const std::string& name, const std::string& file_id);
   Result<void> hide(const std::string& name);
 
   B2Options options_;
