@@ -13,6 +13,7 @@
 #include "tools/commands.h"
 #include "tools/format.h"
 #include "tools/usage_report.h"
+#include "tools/version.h"
 
 namespace coffer::tools {
 namespace {
@@ -267,7 +268,7 @@ repo::Result<int> run(const GlobalOptions& g, BackupCmdOptions& o) {
   COFFER_TRY(finish_options(o));
   auto& b = o.backup;
   b.cancel = &interrupted();
-  b.program_version = "coffer 0.1.0";
+  b.program_version = std::string("coffer ") + kVersion;
   // The scan of the sources starts before the key derivation, which it overlaps.
   COFFER_ASSIGN_OR_RETURN(auto sources, repo::prepare_backup(b));
   COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g));

@@ -9,6 +9,7 @@
 #include "repo/core/log.h"
 #include "tools/commands.h"
 #include "tools/usage_report.h"
+#include "tools/version.h"
 
 namespace {
 
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
   CLI::App app{"coffer: fast, restic-compatible backups"};
   app.require_subcommand(1);
   app.fallthrough();
-  app.set_version_flag("--version", "coffer 0.1.0");
+  app.set_version_flag("--version", std::string("coffer ") + coffer::tools::kVersion);
   GlobalOptions g;
   coffer::tools::add_global_options(app, g);
   std::vector<Command> commands = {
@@ -95,6 +96,8 @@ int main(int argc, char** argv) {
   commands.push_back(coffer::tools::add_check_command(app, g));
   commands.push_back(coffer::tools::add_stats_command(app, g));
   commands.push_back(coffer::tools::add_prune_command(app, g));
+  commands.push_back(coffer::tools::add_list_command(app, g));
+  commands.push_back(coffer::tools::add_version_command(app, g));
   one_value_per_flag(app);
   try {
     app.parse(argc, argv);
