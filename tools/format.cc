@@ -1,5 +1,6 @@
 #include "tools/format.h"
 
+#include <cmath>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -98,16 +99,14 @@ nlohmann::ordered_json node_json(const std::string& path, const repo::Node& n) {
 }
 
 std::string format_bytes(std::uint64_t n) {
-  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
-  if (n < 1024)
-    return fmt::format("{} B", n);
-  double v = static_cast<double>(n) / 1024;
-  std::size_t unit = 0;
-  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
-    v /= 1024;
-    ++unit;
+  // restic's formatBytes: a unit once the count exceeds it (1024 bytes are "1024 B").
+  static constexpr const char* kUnits[] = {"TiB", "GiB", "MiB", "KiB"};
+  for (int i = 0; i < 4; ++i) {
+    int shift = 40 - 10 * i;
+    if (n > (std::uint64_t{1} << shift))
+      return fmt::format("{:.3f} {}", std::ldexp(static_cast<double>(n), -shift), kUnits[i]);
   }
-  return fmt::format("{:.3f} {}", v, kUnits[unit]);
+  return fmt::format("{} B", n);
 }
 
 repo::Result<repo::GoTime> parse_local_time(const std::string& text) {
