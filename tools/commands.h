@@ -23,6 +23,7 @@ Command add_check_command(CLI::App& app, const GlobalOptions& g);
 Command add_stats_command(CLI::App& app, const GlobalOptions& g);
 Command add_copy_command(CLI::App& app, const GlobalOptions& g);
 Command add_diff_command(CLI::App& app, const GlobalOptions& g);
+Command add_find_command(CLI::App& app, const GlobalOptions& g);
 Command add_list_command(CLI::App& app, const GlobalOptions& g);
 Command add_version_command(CLI::App& app, const GlobalOptions& g);
 

@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
   commands.push_back(coffer::tools::add_stats_command(app, g));
   commands.push_back(coffer::tools::add_prune_command(app, g));
   commands.push_back(coffer::tools::add_diff_command(app, g));
+  commands.push_back(coffer::tools::add_find_command(app, g));
   commands.push_back(coffer::tools::add_list_command(app, g));
   commands.push_back(coffer::tools::add_version_command(app, g));
   one_value_per_flag(app);
