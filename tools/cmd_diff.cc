@@ -107,14 +107,7 @@ repo::Result<int> run(const GlobalOptions& g, const DiffCliOptions& o) {
   // The lock is taken while the snapshots are found and their trees compared; nothing is
   // printed before it is held.
   COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g, false, true, LockWait::kDeferred));
-  auto done = diff(g, o, r);
-  if (!done) {
-    // A lock conflict explains more than what failed while it was being looked for.
-    auto locked = r.await_lock();
-    if (!locked && done.error().code != repo::Errc::kCancelled)
-      return repo::fail(locked.error());
-  }
-  return done;
+  return r.prefer_lock_error(diff(g, o, r));
 }
 
 }  // namespace

@@ -28,21 +28,6 @@ struct FindOptions {
   repo::SnapshotFilter filter;
 };
 
-// Go's os.FileMode.String().
-std::string go_mode_string(std::uint32_t m) {
-  static constexpr char kLetters[] = "dalTLDpSugct?";
-  std::string s;
-  for (int i = 0; i < 13; ++i) {
-    if ((m & (1U << (31 - i))) != 0)
-      s += kLetters[i];
-  }
-  if (s.empty())
-    s = "-";
-  static constexpr char kRwx[] = "rwxrwxrwx";
-  for (int i = 0; i < 9; ++i) s += (m & (1U << (8 - i))) != 0 ? kRwx[i] : '-';
-  return s;
-}
-
 // The Go os.FileMode type bits restic's formatNode adds for a node type.
 std::uint32_t type_bits(repo::NodeType t) {
   constexpr std::uint32_t kDir = 1U << 31, kSymlink = 1U << 27, kDevice = 1U << 26,

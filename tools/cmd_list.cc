@@ -7,8 +7,7 @@
 #include <string_view>
 #include <utility>
 
-#include "repo/core/parallel.h"
-#include "repo/index/index_file.h"
+#include "repo/ops/index_entries.h"
 #include "tools/commands.h"
 
 namespace coffer::tools {
@@ -27,23 +26,9 @@ struct ListOptions {
 };
 
 repo::Result<void> list_blobs(const repo::Repository& r) {
-  COFFER_ASSIGN_OR_RETURN(std::vector<repo::Id> files, r.list_ids(repo::FileKind::kIndex));
-  std::vector<repo::IndexFile> parsed(files.size());
-  COFFER_TRY(repo::parallel_for(files.size(), 8, [&](std::size_t i) -> repo::Result<void> {
-    if (interrupted())
-      return repo::fail(repo::Errc::kCancelled, "interrupted");
-    COFFER_ASSIGN_OR_RETURN(repo::Bytes json, r.load_unpacked(repo::FileKind::kIndex, files[i]));
-    auto index = repo::parse_index(repo::as_chars(json));
-    if (!index)
-      return repo::fail(index.error().code,
-                        "index " + files[i].hex() + ": " + index.error().message);
-    parsed[i] = std::move(*index);
-    return {};
-  }));
-  for (const repo::IndexFile& index : parsed) {
-    for (const repo::PackedBlob& b : index.blobs)
-      out_line(std::string(repo::blob_type_name(b.type)) + " " + b.id.hex());
-  }
+  COFFER_ASSIGN_OR_RETURN(std::vector<repo::PackedBlob> entries, repo::load_index_entries(r, 8));
+  for (const repo::PackedBlob& b : entries)
+    out_line(std::string(repo::blob_type_name(b.type)) + " " + b.id.hex());
   return {};
 }
 

@@ -56,14 +56,7 @@ repo::Result<int> restore(const GlobalOptions& g, const RestoreCmdOptions& o, Op
 repo::Result<int> run(const GlobalOptions& g, const RestoreCmdOptions& o) {
   // The lock is taken while the snapshot is found and its trees are walked.
   COFFER_ASSIGN_OR_RETURN(auto r, open_repository(g, true, true, LockWait::kDeferred));
-  auto done = restore(g, o, r);
-  if (!done) {
-    // A lock conflict explains more than what failed while it was being looked for.
-    auto locked = r.await_lock();
-    if (!locked && done.error().code != repo::Errc::kCancelled)
-      return repo::fail(locked.error());
-  }
-  return done;
+  return r.prefer_lock_error(restore(g, o, r));
 }
 
 }  // namespace

@@ -7,11 +7,8 @@
 
 namespace coffer::tools {
 
-std::string permissions_string(const repo::Node& node) {
-  // Go os.FileMode.String(): one letter per set type bit in the order "dalTLDpSugct?".
-  std::uint32_t m = node.mode;
-  if ((m & 0xffff0000U) == 0)
-    m = repo::go_mode_from_unix(node.unix_mode());
+std::string go_mode_string(std::uint32_t m) {
+  // One letter per set type bit in the order "dalTLDpSugct?", then rwx bits.
   static constexpr char kLetters[] = "dalTLDpSugct?";
   std::string s;
   for (int i = 0; i < 13; ++i) {
@@ -23,6 +20,13 @@ std::string permissions_string(const repo::Node& node) {
   static constexpr char kRwx[] = "rwxrwxrwx";
   for (int i = 0; i < 9; ++i) s += (m & (1U << (8 - i))) != 0 ? kRwx[i] : '-';
   return s;
+}
+
+std::string permissions_string(const repo::Node& node) {
+  std::uint32_t m = node.mode;
+  if ((m & 0xffff0000U) == 0)
+    m = repo::go_mode_from_unix(node.unix_mode());
+  return go_mode_string(m);
 }
 
 std::string local_time(const repo::GoTime& t) {

@@ -13,6 +13,8 @@ namespace coffer::tools {
 
 // "drwxr-xr-x" style permission string of a node, as restic's ls prints it.
 std::string permissions_string(const repo::Node& node);
+// Go's os.FileMode.String() of Go mode bits ("drwxr-xr-x", "Lrwxrwxrwx", "-rw-r--r--").
+std::string go_mode_string(std::uint32_t go_mode);
 // Local time "2006-01-02 15:04:05" of a GoTime.
 std::string local_time(const repo::GoTime& t);
 // Go's time.Time.String() form in the stored offset: "2026-11-26 09:02:03.25649642 +0000 UTC".

@@ -220,6 +220,15 @@ repo::Result<void> OpenRepo::await_lock() {
   return {};
 }
 
+repo::Result<int> OpenRepo::prefer_lock_error(repo::Result<int> done) {
+  if (done)
+    return done;
+  auto locked = await_lock();
+  if (!locked && done.error().code != repo::Errc::kCancelled)
+    return repo::fail(locked.error());
+  return done;
+}
+
 repo::Result<OpenRepo> open_repository(const GlobalOptions& g, bool load_index, bool take_lock,
                                        LockWait wait) {
   repo::OpenOptions options;

@@ -66,6 +66,10 @@ struct OpenRepo {
   // Waits for a lock open_repository left pending (a no-op otherwise). Errors: as
   // RepoLock::acquire (kLocked, ...).
   repo::Result<void> await_lock();
+  // The result of a command that ran while the lock was pending: when `done` failed and the
+  // lock could not be taken either, the lock's error (a conflict explains more than what
+  // failed while it was being looked for), unless the user interrupted.
+  repo::Result<int> prefer_lock_error(repo::Result<int> done);
 };
 
 // When open_repository returns relative to its lock. kDeferred is for commands that read

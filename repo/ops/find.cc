@@ -7,8 +7,8 @@
 #include <unordered_set>
 
 #include "repo/core/parallel.h"
-#include "repo/index/index_file.h"
 #include "repo/ops/find_match.h"
+#include "repo/ops/index_entries.h"
 #include "repo/ops/walk.h"
 
 namespace coffer::repo {
@@ -363,24 +363,6 @@ Result<void> Finder::find_ids(const std::vector<SnapshotEntry>& snapshots, IdQue
 
 namespace {
 
-// Every index entry, from all index files (loaded on parallel workers).
-Result<std::vector<PackedBlob>> all_index_entries(const Repository& repo) {
-  COFFER_ASSIGN_OR_RETURN(std::vector<Id> files, repo.list_ids(FileKind::kIndex));
-  std::vector<IndexFile> parsed(files.size());
-  COFFER_TRY(parallel_for(files.size(), worker_count(repo), [&](std::size_t i) -> Result<void> {
-    COFFER_ASSIGN_OR_RETURN(Bytes json, repo.load_unpacked(FileKind::kIndex, files[i]));
-    std::string_view text(reinterpret_cast<const char*>(json.data()), json.size());
-    auto f = parse_index(text);
-    if (!f)
-      return fail(f.error().code, "index " + files[i].short_hex() + ": " + f.error().message);
-    parsed[i] = std::move(*f);
-    return {};
-  }));
-  std::vector<PackedBlob> out;
-  for (auto& f : parsed) out.insert(out.end(), f.blobs.begin(), f.blobs.end());
-  return out;
-}
-
 // Takes `id` (by full or short name) out of `wanted`; true if it was there.
 bool take(std::map<std::string, bool>& wanted, const Id& id) {
   return wanted.erase(id.hex()) > 0 || wanted.erase(id.short_hex()) > 0;
@@ -398,7 +380,8 @@ Result<PackBlobs> blobs_of_packs(const Repository& repo, const std::vector<std::
       selected.insert(id);
   }
   std::unordered_set<Id, IdHash> in_backend(selected.begin(), selected.end());
-  COFFER_ASSIGN_OR_RETURN(std::vector<PackedBlob> entries, all_index_entries(repo));
+  COFFER_ASSIGN_OR_RETURN(std::vector<PackedBlob> entries,
+                          load_index_entries(repo, worker_count(repo)));
   PackBlobs out;
   std::unordered_set<Id, IdHash> seen_blobs, missing;
   for (const PackedBlob& b : entries) {
