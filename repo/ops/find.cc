@@ -70,13 +70,14 @@ struct Finder::Impl {
       : repo(r), sink(s), cancel(c) {}
 
   // Keeps `lt` if it fits in the cache (failures always: they are small and reported once
-  // per path that meets them).
-  void keep(const Id& id, const LoadedTree& lt) {
+  // per path that meets them); false if it did not fit.
+  bool keep(const Id& id, const LoadedTree& lt) {
     std::uint64_t size = lt.tree ? tree_bytes(*lt.tree) : 0;
     if (size != 0 && cached_bytes + size > cache_limit)
-      return;
+      return false;
     if (trees.emplace(id, lt).second)
       cached_bytes += size;
+    return true;
   }
 
   LoadedTree tree(const Id& id) {
@@ -99,22 +100,24 @@ struct Finder::Impl {
 };
 
 // Loads the trees the walks may need, breadth first, each level on parallel workers in
-// batches, until the cache is full (the walk loads the rest as it reaches them).
+// small batches (what one batch holds in memory is bounded too), until a tree does not fit
+// in the cache (the walk loads the rest as it reaches them).
 void Finder::Impl::prefetch(const std::vector<SnapshotEntry>& snapshots) {
-  constexpr std::size_t kBatch = 512;
   std::vector<std::pair<Id, std::string>> level;
   std::unordered_set<Id, IdHash> queued;
   for (const auto& sn : snapshots) {
     if (!sn.snapshot.tree.is_zero() && queued.insert(sn.snapshot.tree).second)
       level.emplace_back(sn.snapshot.tree, "/");
   }
-  unsigned workers = worker_count(repo);
-  while (!level.empty()) {
+  const unsigned workers = worker_count(repo);
+  const std::size_t batch = 4 * std::size_t{workers};
+  bool full = false;
+  while (!level.empty() && !full) {
     std::vector<std::pair<Id, std::string>> next;
-    for (std::size_t start = 0; start < level.size(); start += kBatch) {
-      if (cached_bytes >= cache_limit || (cancel != nullptr && *cancel))
+    for (std::size_t start = 0; start < level.size() && !full; start += batch) {
+      if (cancel != nullptr && *cancel)
         return;
-      const std::size_t n = std::min(kBatch, level.size() - start);
+      const std::size_t n = std::min(batch, level.size() - start);
       std::vector<LoadedTree> loaded(n);
       auto ok = parallel_for(n, workers, [&](std::size_t i) -> Result<void> {
         auto t = repo.load_tree(level[start + i].first);
@@ -136,7 +139,7 @@ void Finder::Impl::prefetch(const std::vector<SnapshotEntry>& snapshots) {
             }
           }
         }
-        keep(id, loaded[i]);
+        full = !keep(id, loaded[i]) || full;
       }
     }
     level = std::move(next);
