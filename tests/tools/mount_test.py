@@ -494,7 +494,12 @@ class TreeTest(MountBase):
         self.assertEqual(hashlib.sha256(b"".join(got)).digest(), hashlib.sha256(data).digest())
         m = re.search(rb"mount: (\d+) reads of chunks, (\d+) from RAM, (\d+) fetched", err)
         self.assertIsNotNone(m, err)
-        self.assertEqual(int(m.group(3)), chunks, err)
+        # Each chunk once. Up to two more are tolerated: on a loaded machine the kernel may drop
+        # read-ahead pages before the reader gets to them and ask again for a chunk already
+        # read, which the cache evicts first by design (a CI run saw 28 for 27). The bug this
+        # guards against fetched most chunks twice (54 for 30).
+        self.assertGreaterEqual(int(m.group(3)), chunks, err)
+        self.assertLessEqual(int(m.group(3)), chunks + 2, err)
 
     def test_the_disk_chunk_cache_serves_a_remount_without_the_packs(self):
         """The on-disk chunk cache (used for repositories that are not local; the latency knob
