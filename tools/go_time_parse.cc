@@ -195,7 +195,8 @@ bool in_range(const Fields& f) {
          f.hour < 24 && f.min < 60 && f.sec < 60;
 }
 
-std::int64_t wall_as_utc(const Fields& f) {
+// The parsed wall time as a struct tm (no zone, tm_isdst unknown).
+std::tm wall_tm(const Fields& f) {
   std::tm tm{};
   tm.tm_year = f.year - 1900;
   tm.tm_mon = f.month - 1;
@@ -203,6 +204,12 @@ std::int64_t wall_as_utc(const Fields& f) {
   tm.tm_hour = f.hour;
   tm.tm_min = f.min;
   tm.tm_sec = f.sec;
+  tm.tm_isdst = -1;
+  return tm;
+}
+
+std::int64_t wall_as_utc(const Fields& f) {
+  std::tm tm = wall_tm(f);
   return static_cast<std::int64_t>(timegm(&tm));
 }
 
@@ -217,14 +224,7 @@ repo::GoTime resolve(const Fields& f) {
     t.unix_seconds = wall - *f.offset;
     t.offset_seconds = *f.offset;
   } else {
-    std::tm tm{};
-    tm.tm_year = f.year - 1900;
-    tm.tm_mon = f.month - 1;
-    tm.tm_mday = f.day;
-    tm.tm_hour = f.hour;
-    tm.tm_min = f.min;
-    tm.tm_sec = f.sec;
-    tm.tm_isdst = -1;
+    std::tm tm = wall_tm(f);
     std::time_t local = std::mktime(&tm);
     // A zone abbreviation the local zone does not use at that time means UTC in Go.
     if (!f.zone_name.empty() && (tm.tm_zone == nullptr || f.zone_name != tm.tm_zone)) {

@@ -63,7 +63,9 @@ struct Finder::Impl {
   std::string path;                     // of the node being visited
   std::vector<std::string> components;  // its filter components ({"/", ...}), maybe lower-cased
   bool lower = false;
-  std::function<Result<Verdict>(const Id& parent, const Node* node, bool load_failed)> visit;
+  // The search's callback for a node of tree `parent` (restic's WalkFunc without its error
+  // and root cases, which visit_checked handles).
+  std::function<Result<Verdict>(const Id& parent, const Node& node)> visit;
   std::function<bool(const std::string& dir_path)> prefetch_below;
 
   Impl(const Repository& r, FindSink& s, const std::atomic<bool>* c)
@@ -90,6 +92,18 @@ struct Finder::Impl {
       lt.tree = std::make_shared<const Tree>(std::move(*t));
     keep(id, lt);
     return lt;
+  }
+
+  // restic's walker callback: a tree that could not be loaded is reported and skipped, the
+  // root itself (`node` null) passes, every other node goes to `visit`.
+  Result<Verdict> visit_checked(const Id& parent, const Node* node, bool load_failed) {
+    if (load_failed) {
+      sink.on_tree_error(*snapshot, parent);
+      return Verdict{false, Flow::kSkip};
+    }
+    if (node == nullptr)
+      return Verdict{};
+    return visit(parent, *node);
   }
 
   void prefetch(const std::vector<SnapshotEntry>& snapshots);
@@ -154,7 +168,7 @@ Result<void> Finder::Impl::walk_snapshot(const SnapshotEntry& sn) {
   const LoadedTree lt = tree(root);
   path = "/";
   components = {"/"};
-  COFFER_ASSIGN_OR_RETURN(Verdict v, visit(root, nullptr, lt.tree == nullptr));
+  COFFER_ASSIGN_OR_RETURN(Verdict v, visit_checked(root, nullptr, lt.tree == nullptr));
   if (v.flow != Flow::kContinue || !lt.tree)
     return {};
   auto held = lt.tree;  // the cache may not hold it
@@ -173,7 +187,7 @@ Result<std::pair<bool, bool>> Finder::Impl::walk(const Id& tree_id, const Tree& 
     components.push_back(lower ? go_to_lower(node.name) : node.name);
     Flow flow = Flow::kContinue;
     if (node.type != NodeType::kDir) {
-      auto v = visit(tree_id, &node, false);
+      auto v = visit(tree_id, node);
       if (v) {
         flow = v->flow;
         all_ignored = all_ignored && (v->ignore || flow == Flow::kSkip);
@@ -207,7 +221,7 @@ Result<Flow> Finder::Impl::walk_dir(const Id& parent, const Node& node, bool& al
   if (ignore_trees.contains(sub))
     return Flow::kContinue;
   auto loaded = tree(sub).tree;
-  COFFER_ASSIGN_OR_RETURN(Verdict v, visit(parent, &node, loaded == nullptr));
+  COFFER_ASSIGN_OR_RETURN(Verdict v, visit_checked(parent, &node, loaded == nullptr));
   if (v.flow == Flow::kStop)
     return Flow::kStop;
   if (v.ignore)
@@ -270,22 +284,16 @@ Result<void> Finder::find_names(const std::vector<SnapshotEntry>& snapshots,
     };
   }
   s.prefetch(snapshots);
-  s.visit = [&](const Id& parent, const Node* node, bool load_failed) -> Result<Verdict> {
-    if (load_failed) {
-      s.sink.on_tree_error(*s.snapshot, parent);
-      return Verdict{false, Flow::kSkip};
-    }
-    if (node == nullptr)
-      return Verdict{};
+  s.visit = [&](const Id& /*parent*/, const Node& node) -> Result<Verdict> {
     COFFER_ASSIGN_OR_RETURN(bool found, any_match(patterns, s.components, false));
     Verdict no_match{true, Flow::kContinue};
-    if (node->type == NodeType::kDir) {
+    if (node.type == NodeType::kDir) {
       COFFER_ASSIGN_OR_RETURN(bool below, any_match(patterns, s.components, true));
       no_match = below ? Verdict{false, Flow::kContinue} : Verdict{true, Flow::kSkip};
     }
-    if (!found || !in_time_range(query, node->mtime))
+    if (!found || !in_time_range(query, node.mtime))
       return no_match;
-    s.sink.on_match(*s.snapshot, s.path, *node);
+    s.sink.on_match(*s.snapshot, s.path, node);
     return Verdict{};
   };
   for (const auto& sn : snapshots) COFFER_TRY(s.walk_snapshot(sn));
@@ -328,15 +336,9 @@ Result<void> Finder::find_ids(const std::vector<SnapshotEntry>& snapshots, IdQue
     trees.emplace(*query.trees);
   std::size_t items_found = 0;
   s.prefetch(snapshots);
-  s.visit = [&](const Id& parent, const Node* node, bool load_failed) -> Result<Verdict> {
-    if (load_failed) {
-      s.sink.on_tree_error(*s.snapshot, parent);
-      return Verdict{false, Flow::kSkip};
-    }
-    if (node == nullptr)
-      return Verdict{};
-    if (node->type == NodeType::kDir && trees && node->subtree) {
-      const Id& id = *node->subtree;
+  s.visit = [&](const Id& parent, const Node& node) -> Result<Verdict> {
+    if (node.type == NodeType::kDir && trees && node.subtree) {
+      const Id& id = *node.subtree;
       if (trees->has(id.short_hex()) || trees->has(id.hex())) {
         s.sink.on_object(*s.snapshot, true, id, s.path, std::nullopt);
         ++items_found;
@@ -344,8 +346,8 @@ Result<void> Finder::find_ids(const std::vector<SnapshotEntry>& snapshots, IdQue
           return Verdict{true, Flow::kStop};
       }
     }
-    if (node->type == NodeType::kFile && blobs) {
-      for (const Id& id : node->content) {
+    if (node.type == NodeType::kFile && blobs) {
+      for (const Id& id : node.content) {
         std::string full = id.hex();
         if (!blobs->has(full)) {
           std::string short_id = id.short_hex();

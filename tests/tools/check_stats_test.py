@@ -27,13 +27,6 @@ F = None
 MODES = ("restore-size", "files-by-contents", "raw-data", "blobs-per-file")
 
 
-def coffer_init(repo: E.ResticRepo) -> E.ResticRepo:
-    res = E.run([E.COFFER_BIN, "-r", repo.path, "--password-file", repo.ws.pwfile, "init"],
-                env=repo.env)
-    assert res.rc == 0, res.describe()
-    return repo
-
-
 def flip_byte(path: str, offset: int) -> None:
     os.chmod(path, 0o600)
     with open(path, "r+b") as f:
@@ -59,7 +52,7 @@ class Fixture:
         os.link(os.path.join(src, "a.bin"), os.path.join(src, "a-hardlink.bin"))
         E.set_times(os.fsencode(src))
 
-        self.restic_repo = coffer_init(E.ResticRepo(self.ws, "restic-made"))
+        self.restic_repo = E.ResticRepo(self.ws, "restic-made").init_with_coffer()
         pack4 = ["--pack-size", "4"]  # several data packs
         self.r1 = self.restic_repo.backup(["src"], "alpha", ["one"], cwd=data, extra=pack4)
         with open(os.path.join(src, "b.bin"), "rb") as f, \
@@ -67,7 +60,7 @@ class Fixture:
             g.write(f.read())
         self.r2 = self.restic_repo.backup(["src"], "beta", ["two"], cwd=data, extra=pack4)
 
-        self.coffer_repo = coffer_init(E.ResticRepo(self.ws, "coffer-made"))
+        self.coffer_repo = E.ResticRepo(self.ws, "coffer-made").init_with_coffer()
         for host in ("gamma", "delta"):
             self.coffer_repo.coffer_ok("backup", "--host", host, "--tag", host, "src", cwd=data)
         self.coffer_repo.forget_memo()

@@ -28,13 +28,6 @@ import e2e_support as E  # noqa: E402
 F = None
 
 
-def coffer_init(repo: E.ResticRepo) -> E.ResticRepo:
-    res = E.run([E.COFFER_BIN, "-r", repo.path, "--password-file", repo.ws.pwfile, "init"],
-                env=repo.env)
-    assert res.rc == 0, res.describe()
-    return repo
-
-
 def write(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
@@ -116,8 +109,8 @@ class Fixture:
         src = os.path.join(data, "src")
         rnd = random.Random(11)
         os.makedirs(src)
-        self.restic_repo = coffer_init(E.ResticRepo(self.ws, "restic-made"))
-        self.coffer_repo = coffer_init(E.ResticRepo(self.ws, "coffer-made"))
+        self.restic_repo = E.ResticRepo(self.ws, "restic-made").init_with_coffer()
+        self.coffer_repo = E.ResticRepo(self.ws, "coffer-made").init_with_coffer()
         self.snaps = {self.restic_repo.name: [], self.coffer_repo.name: []}
         for step in (make_state_a, make_state_b, None):
             if step:

@@ -74,20 +74,13 @@ def set_dir_times(src: bytes) -> None:
         os.utime(dirpath, ns=(ns, ns))
 
 
-def coffer_init(repo: E.ResticRepo) -> E.ResticRepo:
-    res = E.run([E.COFFER_BIN, "-r", repo.path, "--password-file", repo.ws.pwfile, "init"],
-                env=repo.env)
-    assert res.rc == 0, res.describe()
-    return repo
-
-
 class Fixture:
     def __init__(self):
         self.ws = E.Workspace("find")
         data = self.ws.path("data")
         src = os.fsencode(os.path.join(data, "src"))
         make_source(src)
-        r = self.restic_repo = coffer_init(E.ResticRepo(self.ws, "restic-made"))
+        r = self.restic_repo = E.ResticRepo(self.ws, "restic-made").init_with_coffer()
         self.s1 = r.backup(["src"], "alpha", ["one"], cwd=data, extra=["--time", "2024-01-05 10:00:00"])
         write(os.path.join(src, b"code/new.c"), b"int n;\n", "2021-08-01 00:00:00")
         write(os.path.join(src, b"docs/readme.txt"), b"docs v2\n", "2020-03-02 12:00:00")
@@ -97,7 +90,7 @@ class Fixture:
                            extra=["--time", "2024-03-05 12:00:00"])
         self.order = [self.s3, self.s1, self.s2]
 
-        c = self.coffer_repo = coffer_init(E.ResticRepo(self.ws, "coffer-made"))
+        c = self.coffer_repo = E.ResticRepo(self.ws, "coffer-made").init_with_coffer()
         c.coffer_ok("backup", "--host", "gamma", "--tag", "g", "--time", "2024-04-01 08:00:00",
                     "src", cwd=data)
         os.unlink(os.path.join(src, b"code/a.c"))
@@ -298,7 +291,7 @@ class FindTest(unittest.TestCase):
                    "find", "x"], env=r.env)
         self.assertEqual(c.rc, 10, c.describe())
         E.check_sane(c)
-        empty = coffer_init(E.ResticRepo(F.ws, "empty"))
+        empty = E.ResticRepo(F.ws, "empty").init_with_coffer()
         self.same(empty, "--json", "x")
         self.same(empty, "x")
 

@@ -30,10 +30,7 @@ class Fixture:
         self.ws = E.Workspace("list")
         self.data = self.ws.path("data")
         src = E.build_source_tree(self.data, big_size=3 * E.MiB + 99)
-        self.repo = E.ResticRepo(self.ws, "repo")
-        res = E.run([E.COFFER_BIN, "-r", self.repo.path, "--password-file", self.ws.pwfile, "init"],
-                    env=self.repo.env)
-        assert res.rc == 0, res.describe()
+        self.repo = E.ResticRepo(self.ws, "repo").init_with_coffer()
         self.repo.backup([src], "restic-host")
         with open(os.path.join(src, "hello.txt"), "ab") as f:
             f.write(b"changed\n")
