@@ -193,7 +193,9 @@ class DedupTest(Base):
     def test_same_chunks_as_restic(self):
         c = F.chain()
         repo, r1, c1 = c["repo"], c["r1"].snapshot_id, c["c1"].snapshot_id
-        self.assertGreaterEqual(len(repo.node(r1, "/src/big.bin")["content"]), 3, "big.bin: few chunks")
+        # 9 MiB is more than restic's largest chunk (8 MiB), so at least two chunks whatever the
+        # repository's random polynomial; three is likely but not certain (a CI run had two)
+        self.assertGreaterEqual(len(repo.node(r1, "/src/big.bin")["content"]), 2, "big.bin: one chunk")
         for path in self.FILES:
             with self.subTest(path=path):
                 self.assertEqual(repo.node(r1, path)["content"], repo.node(c1, path)["content"])
